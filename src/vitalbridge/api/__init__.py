@@ -1,0 +1,1 @@
+"""HTTP glue for the hub API: request dependencies, error conversion, health routes."""

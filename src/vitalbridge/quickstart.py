@@ -1,0 +1,152 @@
+"""``make run``: the embedded default, end to end, on one machine.
+
+Migrates SQLite under ``VB_DATA_DIR``, starts the sandbox EHR and the hub in one event loop,
+seeds a demo organization with a practice wired to the sandbox, prints URLs and an API token,
+and serves until Ctrl-C. A second run reuses the same data folder and tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from pathlib import Path
+
+import httpx
+import uvicorn
+from sqlalchemy import select
+
+from vitalbridge.app import create_app
+from vitalbridge.db.migrate import upgrade
+from vitalbridge.runtime import Hub, build_hub
+from vitalbridge.sandbox.app import create_sandbox_app
+from vitalbridge.sandbox.config import SandboxConfig
+from vitalbridge.settings import Settings
+from vitalbridge.tenancy import service
+from vitalbridge.tenancy.models import AuthMethod, Organization, Practice, Role
+from vitalbridge.tenancy.schemas import PracticeIn
+
+DEMO_ORG = "Demo Clinic"
+DEMO_PRACTICE = "JAFJCD"
+DEMO_CLIENT_ID = "vitalbridge-demo"
+TOKEN_FILE = "demo-api-token"
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def seed_demo_tenant(hub: Hub, sandbox_url: str) -> tuple[Practice, str]:
+    """Create (once) the demo organization, its practice and an admin API token."""
+    token_path = hub.settings.data_dir / TOKEN_FILE
+    with hub.sessions() as session, session.begin():
+        org = session.scalar(select(Organization).where(Organization.name == DEMO_ORG))
+        if org is None:
+            org = service.create_organization(session, DEMO_ORG)
+        practice = session.scalar(
+            select(Practice).where(Practice.organization_id == org.id, Practice.practice_code == DEMO_PRACTICE)
+        )
+        if practice is None:
+            practice = service.add_practice(
+                session,
+                org.id,
+                PracticeIn.model_validate(
+                    {
+                        "practice_code": DEMO_PRACTICE,
+                        "name": "Demo practice (sandbox EHR)",
+                        "fhir_base_url": f"{sandbox_url}/fhir/r4/{DEMO_PRACTICE}",
+                        "token_url": f"{sandbox_url}/oauth/oauth2/token",
+                        "authorize_url": f"{sandbox_url}/oauth/oauth2/authorize",
+                        "client_id": DEMO_CLIENT_ID,
+                        "auth_method": AuthMethod.client_secret_basic,
+                        "client_secret": secrets.token_urlsafe(24),
+                        "scopes": ["system/Patient.read", "system/Observation.write", "system/Observation.read"],
+                    }
+                ),
+                hub.sealer,
+            )
+        else:
+            # The ports may differ from the previous run.
+            practice.fhir_base_url = f"{sandbox_url}/fhir/r4/{DEMO_PRACTICE}"
+            practice.token_url = f"{sandbox_url}/oauth/oauth2/token"
+            practice.authorize_url = f"{sandbox_url}/oauth/oauth2/authorize"
+        if not token_path.exists():
+            _row, raw = service.create_api_token(session, org.id, Role.admin, name="make run demo")
+            _write_private(token_path, raw)
+    return practice, token_path.read_text().strip()
+
+
+async def register_demo_client(hub: Hub, practice: Practice, sandbox_url: str) -> None:
+    """The sandbox keeps clients in memory, so every start registers the demo client again."""
+    secret = service.practice_client_secret(practice, hub.sealer)
+    body = {
+        "client_id": practice.client_id,
+        "client_secret": secret,
+        "scopes": practice.scopes.split(),
+        "practices": [practice.practice_code],
+        "redirect_uris": [f"{hub.settings.base_url}/api/v1/ecw/auth/callback/"],
+    }
+    async with httpx.AsyncClient(timeout=10) as client:
+        for _ in range(50):
+            try:
+                resp = await client.post(f"{sandbox_url}/_sandbox/clients", json=body)
+                resp.raise_for_status()
+                return
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"sandbox at {sandbox_url} did not come up")
+
+
+async def run_quickstart(settings: Settings) -> None:
+    settings = settings.model_copy(update={"allow_private_urls": True})
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+    hub = build_hub(settings)
+    sandbox_url = f"http://127.0.0.1:{settings.sandbox_port}"
+    practice, api_token = seed_demo_tenant(hub, sandbox_url)
+
+    sandbox_server = uvicorn.Server(
+        uvicorn.Config(
+            create_sandbox_app(SandboxConfig(practices=(DEMO_PRACTICE,))),
+            host="127.0.0.1",
+            port=settings.sandbox_port,
+            log_level="warning",
+        )
+    )
+    hub_server = uvicorn.Server(
+        uvicorn.Config(create_app(hub=hub), host=settings.host, port=settings.port, log_level="warning")
+    )
+    sandbox_task = asyncio.create_task(sandbox_server.serve())
+    await register_demo_client(hub, practice, sandbox_url)
+    hub_task = asyncio.create_task(hub_server.serve())
+    while not hub_server.started and not hub_task.done():
+        await asyncio.sleep(0.05)
+    if hub_task.done():
+        sandbox_server.should_exit = True
+        await sandbox_task
+        raise SystemExit(f"the hub could not start on port {settings.port} (set VB_PORT to another port)")
+    print(
+        "\n".join(
+            [
+                "",
+                "vitalbridge is running (embedded default: SQLite, in-process worker, sandbox EHR)",
+                f"  hub API        {settings.base_url}   (docs: {settings.base_url}/docs)",
+                f"  health         {settings.base_url}/healthz",
+                f"  sandbox EHR    {sandbox_url}/fhir/r4/{DEMO_PRACTICE}",
+                f"  data folder    {settings.data_dir.resolve()}",
+                f"  API token      {api_token}",
+                "",
+                f'  try: curl -H "Authorization: Bearer {api_token}" {settings.base_url}/api/v1/practices/',
+                "Press Ctrl-C to stop.",
+            ]
+        ),
+        flush=True,
+    )
+    try:
+        await asyncio.gather(hub_task, sandbox_task)
+    finally:
+        hub_server.should_exit = True
+        sandbox_server.should_exit = True
+        hub.close()

@@ -1,0 +1,35 @@
+"""The hub's long-lived objects, built once from Settings and handed to the app, CLI and workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from vitalbridge.crypto.sealing import Sealer, sealer_from_settings
+from vitalbridge.db.engine import make_engine, make_session_factory
+from vitalbridge.settings import Settings
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    sealer: Sealer
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_hub(settings: Settings) -> Hub:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.effective_database_url)
+    return Hub(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        sealer=sealer_from_settings(settings),
+    )

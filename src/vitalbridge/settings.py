@@ -1,0 +1,83 @@
+"""One Settings object, read once at start-up and passed down as typed values.
+
+Variables are ``VB_*``; the eCW names integrators already know (``ECW_CLIENT_ID`` …) are
+accepted unprefixed and seed a first practice (see ``tenancy.service.seed_practice_from_settings``).
+A ``.env`` file in the working directory is read too.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(enum.StrEnum):
+    """eCW registers an app per environment; production refuses unsafe defaults."""
+
+    sandbox = "sandbox"
+    staging = "staging"
+    production = "production"
+
+
+class AppType(enum.StrEnum):
+    """eCW app registration type: backend services or a provider-facing standalone app."""
+
+    backend = "backend"  # client_credentials with private_key_jwt (SPEC §3)
+    provider = "provider"  # standalone launch, authorization_code + PKCE
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VB_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    sandbox_port: int = 9090
+    public_url: str = ""
+    secret_key: SecretStr | None = None
+    allow_private_urls: bool = False
+    broker_url: str = ""
+    redis_url: str = ""
+    log_file: Path | None = None
+    inprocess_worker: bool = True
+
+    # eCW names kept as users know them (SPEC §2): they seed a first practice.
+    ecw_client_id: str = Field(default="", validation_alias=AliasChoices("ECW_CLIENT_ID", "VB_ECW_CLIENT_ID"))
+    ecw_client_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ECW_CLIENT_SECRET", "VB_ECW_CLIENT_SECRET")
+    )
+    ecw_environment: Environment = Field(
+        default=Environment.sandbox, validation_alias=AliasChoices("ECW_ENVIRONMENT", "VB_ECW_ENVIRONMENT")
+    )
+    ecw_practice_code: str = Field(
+        default="", validation_alias=AliasChoices("ECW_PRACTICE_CODE", "VB_ECW_PRACTICE_CODE")
+    )
+    ecw_app_type: AppType = Field(
+        default=AppType.backend, validation_alias=AliasChoices("ECW_APP_TYPE", "VB_ECW_APP_TYPE")
+    )
+    ecw_fhir_base_url: str = Field(
+        default="", validation_alias=AliasChoices("ECW_FHIR_BASE_URL", "VB_ECW_FHIR_BASE_URL")
+    )
+    # Hub-wide ceiling on EHR calls, requests per second (SPEC §7: default 10/s overall).
+    ecw_rate_limit: float = Field(default=10.0, validation_alias=AliasChoices("ECW_RATE_LIMIT", "VB_ECW_RATE_LIMIT"))
+    ecw_log_level: str = Field(default="INFO", validation_alias=AliasChoices("ECW_LOG_LEVEL", "VB_ECW_LOG_LEVEL"))
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, else an SQLite file under the data folder (embedded default)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'vitalbridge.db').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and ``.env``) once; ``overrides`` win, for tests and the CLI."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,80 @@
+"""API shapes for practices (SPEC §2)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, PracticeEnvironment
+
+PRACTICE_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class PracticeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    practice_code: str = Field(pattern=PRACTICE_CODE_PATTERN, description="eCW practice code (path segment)")
+    name: str = Field(default="", max_length=200)
+    environment: PracticeEnvironment = PracticeEnvironment.sandbox
+    fhir_base_url: AnyHttpUrl
+    token_url: AnyHttpUrl
+    authorize_url: AnyHttpUrl | None = None
+    client_id: str = Field(min_length=1, max_length=200)
+    auth_method: AuthMethod = AuthMethod.private_key_jwt
+    client_secret: SecretStr | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["system/Patient.read", "system/Observation.write"], min_length=1)
+    rate_limit_per_minute: int = Field(default=250, ge=1, le=100_000)
+    delivery_channel: DeliveryChannel = DeliveryChannel.fhir
+    hl7_sending_facility: str | None = Field(default=None, max_length=200)
+
+    @field_validator("scopes")
+    @classmethod
+    def _no_blank_scopes(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if not s or any(c.isspace() for c in s):
+                raise ValueError("each scope is one non-empty token without spaces")
+        return v
+
+
+class PracticeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    practice_code: str
+    name: str
+    environment: PracticeEnvironment
+    fhir_base_url: str
+    token_url: str
+    authorize_url: str | None
+    client_id: str
+    auth_method: AuthMethod
+    client_secret_configured: bool
+    scopes: list[str]
+    rate_limit_per_minute: int
+    delivery_channel: DeliveryChannel
+    hl7_sending_facility: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, p: object) -> PracticeOut:
+        from vitalbridge.tenancy.models import Practice
+
+        assert isinstance(p, Practice)
+        return cls(
+            id=p.id,
+            practice_code=p.practice_code,
+            name=p.name,
+            environment=p.environment,
+            fhir_base_url=p.fhir_base_url,
+            token_url=p.token_url,
+            authorize_url=p.authorize_url,
+            client_id=p.client_id,
+            auth_method=p.auth_method,
+            client_secret_configured=p.client_secret_sealed is not None,
+            scopes=p.scopes.split(),
+            rate_limit_per_minute=p.rate_limit_per_minute,
+            delivery_channel=p.delivery_channel,
+            hl7_sending_facility=p.hl7_sending_facility,
+            created_at=p.created_at,
+        )

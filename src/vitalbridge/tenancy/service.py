@@ -1,0 +1,159 @@
+"""Tenancy operations shared by the API and the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vitalbridge.crypto.sealing import Sealer
+from vitalbridge.db.base import utcnow
+from vitalbridge.errors import Conflict, NotFound, Unauthorized
+from vitalbridge.tenancy.models import ApiToken, AuthMethod, Organization, Practice, Role
+from vitalbridge.tenancy.schemas import PracticeIn
+
+TOKEN_PREFIX = "vb_"
+CLIENT_SECRET_PURPOSE = "practice.client_secret"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: every query of tenant data filters on ``organization_id``."""
+
+    organization_id: str
+    role: Role
+    token_id: str
+    user_id: str | None = None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_organization(session: Session, name: str) -> Organization:
+    if session.scalar(select(Organization).where(Organization.name == name)) is not None:
+        raise Conflict(f"an organization named {name!r} already exists")
+    org = Organization(name=name)
+    session.add(org)
+    session.flush()
+    return org
+
+
+def get_organization(session: Session, ref: str) -> Organization:
+    """Find an organization by id or by exact name (CLI convenience)."""
+    org = session.get(Organization, ref) or session.scalar(select(Organization).where(Organization.name == ref))
+    if org is None:
+        raise NotFound(f"no organization {ref!r}; create one with `vitalbridge orgs create NAME`")
+    return org
+
+
+def create_api_token(
+    session: Session,
+    organization_id: str,
+    role: Role,
+    *,
+    name: str = "",
+    user_id: str | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """Return the stored row and the token itself, which is never retrievable again."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        organization_id=organization_id,
+        role=role,
+        name=name,
+        user_id=user_id,
+        token_hash=hash_token(raw),
+        prefix=raw[:10],
+        expires_at=expires_at,
+    )
+    session.add(row)
+    session.flush()
+    return row, raw
+
+
+def authenticate(session: Session, raw_token: str) -> Principal:
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(raw_token)))
+    now = utcnow()
+    if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        # One message for all three: a caller probing tokens learns nothing about which exist.
+        raise Unauthorized("invalid, expired or revoked API token")
+    row.last_used_at = now
+    return Principal(organization_id=row.organization_id, role=row.role, token_id=row.id, user_id=row.user_id)
+
+
+def revoke_api_token(session: Session, organization_id: str, token_id: str) -> None:
+    row = session.get(ApiToken, token_id)
+    if row is None or row.organization_id != organization_id:
+        raise NotFound("no such API token")
+    row.revoked_at = utcnow()
+
+
+def add_practice(session: Session, organization_id: str, data: PracticeIn, sealer: Sealer | None) -> Practice:
+    exists = session.scalar(
+        select(Practice).where(
+            Practice.organization_id == organization_id, Practice.practice_code == data.practice_code
+        )
+    )
+    if exists is not None:
+        raise Conflict(f"practice code {data.practice_code!r} is already registered in this organization")
+    practice = Practice(
+        organization_id=organization_id,
+        name=data.name or data.practice_code,
+        practice_code=data.practice_code,
+        environment=data.environment,
+        fhir_base_url=str(data.fhir_base_url).rstrip("/"),
+        token_url=str(data.token_url),
+        authorize_url=str(data.authorize_url) if data.authorize_url else None,
+        client_id=data.client_id,
+        auth_method=data.auth_method,
+        scopes=" ".join(data.scopes),
+        rate_limit_per_minute=data.rate_limit_per_minute,
+        delivery_channel=data.delivery_channel,
+        hl7_sending_facility=data.hl7_sending_facility,
+    )
+    if data.client_secret is not None:
+        if sealer is None:
+            raise Conflict("a client secret cannot be stored without a key-encryption key")
+        practice.client_secret_sealed = sealer.seal_text(data.client_secret.get_secret_value(), CLIENT_SECRET_PURPOSE)
+    elif data.auth_method is AuthMethod.client_secret_basic:
+        from vitalbridge.errors import FieldError, ValidationFailed
+
+        raise ValidationFailed(
+            "client_secret_basic needs a client_secret",
+            [FieldError(("body", "client_secret"), "required when auth_method is client_secret_basic")],
+        )
+    session.add(practice)
+    session.flush()
+    return practice
+
+
+def list_practices(session: Session, organization_id: str) -> list[Practice]:
+    return list(
+        session.scalars(
+            select(Practice).where(Practice.organization_id == organization_id).order_by(Practice.created_at)
+        )
+    )
+
+
+def get_practice(session: Session, organization_id: str, ref: str) -> Practice:
+    """A practice of this organization by id or practice code; other tenants' look absent."""
+    practice = session.scalar(
+        select(Practice).where(
+            Practice.organization_id == organization_id,
+            (Practice.id == ref) | (Practice.practice_code == ref),
+        )
+    )
+    if practice is None:
+        raise NotFound(f"no practice {ref!r} in this organization")
+    return practice
+
+
+def practice_client_secret(practice: Practice, sealer: Sealer) -> str | None:
+    if practice.client_secret_sealed is None:
+        return None
+    return sealer.open_text(practice.client_secret_sealed, CLIENT_SECRET_PURPOSE)
