@@ -1,0 +1,1 @@
+"""The patient registry: patients linked to their EHR ids, providers and RPM programs (SPEC §4)."""
