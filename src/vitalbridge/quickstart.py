@@ -23,6 +23,7 @@ from vitalbridge.sandbox.app import create_sandbox_app
 from vitalbridge.sandbox.config import SandboxConfig
 from vitalbridge.settings import Settings
 from vitalbridge.tenancy import service
+from vitalbridge.tenancy.ecw_seed import seed_practice_from_settings
 from vitalbridge.tenancy.models import AuthMethod, Organization, Practice, Role
 from vitalbridge.tenancy.schemas import PracticeIn
 
@@ -106,6 +107,8 @@ async def run_quickstart(settings: Settings) -> None:
     hub = build_hub(settings)
     sandbox_url = f"http://127.0.0.1:{settings.sandbox_port}"
     practice, api_token = seed_demo_tenant(hub, sandbox_url)
+    with hub.sessions() as session, session.begin():
+        seed_practice_from_settings(session, settings, hub.sealer)
 
     sandbox_server = uvicorn.Server(
         uvicorn.Config(

@@ -23,10 +23,11 @@ class Environment(enum.StrEnum):
 
 
 class AppType(enum.StrEnum):
-    """eCW app registration type: backend services or a provider-facing standalone app."""
+    """eCW app registration type, as named in eCW's developer portal."""
 
-    backend = "backend"  # client_credentials with private_key_jwt (SPEC §3)
-    provider = "provider"  # standalone launch, authorization_code + PKCE
+    backend_service = "backend_service"  # client_credentials with private_key_jwt (SPEC §3)
+    provider = "provider"  # provider-facing standalone launch, authorization_code + PKCE
+    patient = "patient"  # healow patient app, standalone launch with offline_access
 
 
 class Settings(BaseSettings):
@@ -57,13 +58,15 @@ class Settings(BaseSettings):
         default="", validation_alias=AliasChoices("ECW_PRACTICE_CODE", "VB_ECW_PRACTICE_CODE")
     )
     ecw_app_type: AppType = Field(
-        default=AppType.backend, validation_alias=AliasChoices("ECW_APP_TYPE", "VB_ECW_APP_TYPE")
+        default=AppType.backend_service, validation_alias=AliasChoices("ECW_APP_TYPE", "VB_ECW_APP_TYPE")
     )
     ecw_fhir_base_url: str = Field(
         default="", validation_alias=AliasChoices("ECW_FHIR_BASE_URL", "VB_ECW_FHIR_BASE_URL")
     )
     # Hub-wide ceiling on EHR calls, requests per second (SPEC §7: default 10/s overall).
     ecw_rate_limit: float = Field(default=10.0, validation_alias=AliasChoices("ECW_RATE_LIMIT", "VB_ECW_RATE_LIMIT"))
+    # Organization that the ECW_* variables' practice is created in.
+    seed_org: str = "Default organization"
     ecw_log_level: str = Field(default="INFO", validation_alias=AliasChoices("ECW_LOG_LEVEL", "VB_ECW_LOG_LEVEL"))
 
     @property

@@ -12,11 +12,21 @@ from vitalbridge.settings import load_settings
 def migrate() -> None:
     """Upgrade the database (VB_DATABASE_URL, else SQLite under VB_DATA_DIR) to the latest schema."""
     from vitalbridge.db.migrate import upgrade
+    from vitalbridge.runtime import build_hub
+    from vitalbridge.tenancy.ecw_seed import seed_practice_from_settings
 
     settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.effective_database_url)
     typer.echo("database is up to date")
+    hub = build_hub(settings)
+    try:
+        with hub.sessions() as session, session.begin():
+            practice = seed_practice_from_settings(session, settings, hub.sealer)
+            if practice is not None:
+                typer.echo(f"practice {practice.practice_code} ({practice.id}) from ECW_* settings is registered")
+    finally:
+        hub.close()
 
 
 def serve(

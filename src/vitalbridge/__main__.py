@@ -1,0 +1,5 @@
+"""``python -m vitalbridge`` runs the CLI."""
+
+from vitalbridge.cli import main
+
+main()
