@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.sandbox.conftest import BASE_CONFIG
-from tests.sandbox.support import PRACTICE, Sandbox, vital
+from tests.sandbox.support import PRACTICE, Sandbox, new_key, vital
 from vitalbridge.sandbox.app import create_sandbox_app
 from vitalbridge.servers import ServerThread
 
@@ -98,3 +98,13 @@ def test_state_file_keeps_clients_and_observations_across_restarts(tmp_path: Pat
         after = Sandbox(url, http, config)
         assert after.basic_token("c", "s")
         assert after.stored() == [created]
+
+
+def test_inline_jwks_keeps_public_members_only(sandbox: Sandbox) -> None:
+    key = new_key()
+    private_jwks = {"keys": [key.as_dict(private=True)]}
+    shown = sandbox.register("keyed", jwks=private_jwks)
+    assert "d" not in shown["jwks"]["keys"][0]
+    assert "d" not in sandbox.http.get("/_sandbox/clients").json()["clients"][0]["jwks"]["keys"][0]
+    sandbox.keys["keyed"] = key
+    assert sandbox.backend_token("keyed")
