@@ -90,3 +90,15 @@ def test_patient_ids_do_not_cross_practices(sandbox: Sandbox) -> None:
 def test_unknown_practice_is_404(sandbox: Sandbox) -> None:
     assert sandbox.http.get("/fhir/r4/NOPE/metadata").status_code == 404
     assert sandbox.http.get("/fhir/r4/NOPE/Patient").json()["resourceType"] == "OperationOutcome"
+
+
+def test_unsupported_resources_and_methods_answer_operation_outcomes(sandbox: Sandbox) -> None:
+    sandbox.register("c", client_secret="s")
+    token = sandbox.basic_token("c", "s")
+    missing = sandbox.get("Condition", token)
+    assert missing.status_code == 404
+    assert missing.json()["issue"][0]["code"] == "not-supported"
+    wrong_method = sandbox.http.delete(f"/fhir/r4/{PRACTICE}/Observation", headers={"Authorization": f"Bearer {token}"})
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["resourceType"] == "OperationOutcome"
+    assert sandbox.http.get("/nowhere").json() == {"detail": "Not Found"}

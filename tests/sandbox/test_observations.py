@@ -215,3 +215,25 @@ def test_observation_search_by_patient_code_identifier_with_paging(sandbox: Sand
     assert len(rest["entry"]) == 2
     assert not [link for link in rest["link"] if link["relation"] == "next"]
     assert sandbox.get("Observation", token, params={"value": "72"}).status_code == 400
+
+
+def test_concurrent_conditional_creates_store_one_resource(sandbox: Sandbox, token: str, patient: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    resource = json.dumps(vital(patient, identifier="racy"))
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/fhir+json",
+        "If-None-Exist": "identifier=urn:vitalbridge:reading|racy",
+    }
+
+    def post(_: int) -> int:
+        with httpx.Client(base_url=sandbox.url, timeout=10) as client:
+            return client.post(f"/fhir/r4/{PRACTICE}/Observation", content=resource, headers=headers).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = sorted(pool.map(post, range(16)))
+    assert statuses == [200] * 15 + [201]
+    assert len(sandbox.stored()) == 1
