@@ -199,7 +199,7 @@ def _name(reader: FieldReader, sequence: int) -> tuple[str, str]:
     reps = reader.repetitions(5)
     # Prefer the legal name (XPN-7 "L"), else the first one sent.
     chosen = next((r for r in reps if len(r) > 6 and r[6].upper() == "L"), reps[0] if reps else [])
-    c = [*chosen, "", ""]
+    c = [*chosen, "", "", ""]
     family = c[0].strip()
     given = " ".join(p for p in (c[1].strip(), c[2].strip()) if p)
     if not family and not given:

@@ -39,6 +39,10 @@ def register_merge_step(name: str, step: MergeStep) -> None:
         _STEPS.append((name, step))
 
 
+def unregister_merge_step(name: str) -> None:
+    _STEPS[:] = [(n, s) for n, s in _STEPS if n != name]
+
+
 def merge_steps() -> list[str]:
     return [n for n, _ in _STEPS]
 

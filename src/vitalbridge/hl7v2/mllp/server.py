@@ -53,6 +53,7 @@ class Stats:
 
     connections: int = 0
     refused: int = 0
+    reads: int = 0
     frames: int = 0
     garbage_bytes: int = 0
     oversize: int = 0
@@ -166,6 +167,7 @@ class MllpServer:
                 data = await asyncio.wait_for(reader.read(limits.read_chunk), timeout)
             except TimeoutError:
                 raise _Timeout(kind) from None
+            self.stats.reads += 1
             if not data:
                 if decoder.in_frame:
                     log.info("mllp.truncated_frame", peer=peer)
