@@ -240,7 +240,7 @@ def test_facility_mapped_twice_is_rejected(hub: Hub) -> None:
     ],
 )
 def test_malformed_samples_are_refused_with_a_code(hub: Hub, name: str, ack: str, code: str) -> None:
-    make_site(hub)
+    site = make_site(hub)
     with listener(hub) as srv, Peer(srv.port) as peer:
         f = ack_fields(peer.exchange(one(name)))
     assert f["MSA"][1] == ack
@@ -248,6 +248,8 @@ def test_malformed_samples_are_refused_with_a_code(hub: Hub, name: str, ack: str
     (row,) = rows(hub)
     assert row.ack_code == ack
     assert row.error_code == code
+    # Filed under the sender's practice, so its own team sees it through the API.
+    assert row.practice_id == site.practice_id
     assert patients(hub) == []
 
 
@@ -455,3 +457,30 @@ def test_listener_runs_inside_the_hub_when_the_port_is_set(hub: Hub) -> None:
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
     assert rows(hub)[0].direction is Direction.inbound
+
+
+def test_hostile_header_values_are_stored_and_answered(hub: Hub) -> None:
+    make_site(hub)
+    long_facility = "F" * 300
+    hostile = [
+        a04(1, facility=long_facility),
+        b"MSH|^~\\&|APP\x00X|NORTH\x00CLINIC|||1||ADT^A0\x004|C\x00TRL|P|2.5.1\rPID|1||X1^^^^MR||Doe^J",
+        b"MSH|^~\\&|"
+        + b"A" * 400
+        + b"|NORTHCLINIC|||1||"
+        + b"Z" * 100
+        + b"^"
+        + b"Y" * 100
+        + b"|"
+        + b"C" * 199
+        + b"|P|2.5.1",
+    ]
+    with listener(hub) as srv, Peer(srv.port) as peer:
+        acks = [msa(peer.exchange(m))[1] for m in hostile]
+    assert acks == ["AR", "AA", "AR"]
+    stored = rows(hub)
+    assert len(stored) == 3
+    assert stored[1].control_id == "CTRL"
+    assert stored[1].sending_facility == "NORTHCLINIC"
+    assert len(stored[2].control_id) == 199
+    assert len(stored[0].sending_facility) == 200

@@ -229,7 +229,7 @@ def test_send_oru_application_error_is_permanent_with_text() -> None:
 
 def test_send_oru_reject_from_the_hubs_own_adt_listener(hub: Hub) -> None:
     """A real AR: the hub's ADT listener does not take ORU (AR 200)."""
-    make_site(hub)
+    make_site(hub, facility="VITALBRIDGE")  # the ORU's MSH-4, so routing passes and the type is judged
     with listener(hub) as srv, pytest.raises(Hl7ApplicationReject) as info:
         run(send_oru(build_oru(PATIENT, BP), host="127.0.0.1", port=srv.port, timeout=10))
     assert info.value.transient is False

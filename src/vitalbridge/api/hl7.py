@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy.orm import Session
 
 from vitalbridge import audit
 from vitalbridge.api.deps import SessionDep, require_role
@@ -30,7 +31,7 @@ def _check_raw(principal: Principal, include_raw: bool) -> None:
         raise Forbidden("raw HL7 content contains patient data; only admin tokens may request include_raw")
 
 
-def _audit_raw(session: SessionDep, principal: Principal, rows: list[Hl7Message]) -> None:
+def _audit_raw(session: Session, principal: Principal, rows: list[Hl7Message]) -> None:
     if not rows:
         return
     audit.record(

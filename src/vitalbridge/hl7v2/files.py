@@ -1,4 +1,4 @@
-"""Reading HL7 v2 messages from a file (``vitalbridge hl7 send``; test data in ``tests/data/hl7``).
+"""Reading HL7 v2 messages from a file (SPEC §10 CLI: ``vitalbridge hl7 send``; test data in ``tests/data/hl7``).
 
 Files written by people and by interface engines differ: segments end with CR, LF or CRLF;
 messages are separated by blank lines, or simply follow one another (a new MSH starts a new

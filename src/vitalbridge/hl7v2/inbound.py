@@ -153,7 +153,10 @@ class InboundProcessor:
 
         with self.hub.sessions() as session, session.begin():
             if early is not None or header is None:
-                decision = _Decision(early or AckOutcome(AckCode.AR), Hl7MessageStatus.rejected)
+                # Still filed under the sender's practice when MSH-4 says which, so the practice's
+                # integration team sees its own refused messages.
+                practice = _try_practice(session, header)
+                decision = _Decision(early or AckOutcome(AckCode.AR), Hl7MessageStatus.rejected, practice)
             else:
                 decision = self._decide(session, header, message, raw)
             ack = build_ack(header, decision.outcome, identity=self.config.identity, charset=charset)
@@ -175,11 +178,15 @@ class InboundProcessor:
 
     def _decide(self, session: Session, header: Header, message: object, raw: bytes) -> _Decision:
         try:
-            event = classify(header)
             practice = resolve_practice(session, header)
         except Hl7MessageError as exc:
             outcome = AckOutcome.from_error(exc)
             return _Decision(outcome, _STATUS[outcome.code])
+        try:
+            event = classify(header)
+        except Hl7MessageError as exc:
+            outcome = AckOutcome.from_error(exc)
+            return _Decision(outcome, _STATUS[outcome.code], practice)
 
         dedup_key = f"{practice.id}|{header.application_namespace[:200]}|{header.control_id}"
         earlier = session.scalar(select(Hl7Message).where(Hl7Message.dedup_key == dedup_key))
@@ -263,7 +270,7 @@ class InboundProcessor:
             session,
             action="hl7.received",
             outcome=audit.Outcome.success if code is AckCode.AA else audit.Outcome.failure,
-            actor=audit.Actor("hl7", (header.facility_namespace if header else "") or "unknown"),
+            actor=audit.Actor("hl7", (header.facility_namespace[:90] if header else "") or "unknown"),
             organization_id=row.organization_id,
             practice_id=row.practice_id,
             resource_type="Hl7Message",
@@ -293,11 +300,7 @@ class InboundProcessor:
             Hl7MessageStatus.error,
         )
         with self.hub.sessions() as session, session.begin():
-            if header is not None:
-                try:
-                    decision.practice = resolve_practice(session, header)
-                except VitalbridgeError:
-                    decision.practice = None
+            decision.practice = _try_practice(session, header)
             ack = build_ack(header, decision.outcome, identity=self.config.identity)
             row = self._row(raw, peer, received_at, header, CharacterSet.ascii, decision, ack.control_id)
             session.add(row)
@@ -325,13 +328,12 @@ class InboundProcessor:
         charset = CharacterSet.ascii
         msh = first_segment(head) if header is not None else b""
         with self.hub.sessions() as session, session.begin():
-            decision = _Decision(outcome, Hl7MessageStatus.rejected)
+            decision = _Decision(outcome, Hl7MessageStatus.rejected, _try_practice(session, header))
             if header is not None:
                 try:
-                    decision.practice = resolve_practice(session, header)
                     charset = character_set(header, self.config.default_charset)
-                except VitalbridgeError:
-                    pass
+                except Hl7MessageError:
+                    charset = CharacterSet.ascii
             ack = build_ack(header, outcome, identity=self.config.identity, charset=charset)
             row = self._row(msh, peer, received_at, header, charset, decision, ack.control_id)
             row.size = size
@@ -344,6 +346,15 @@ class InboundProcessor:
             self._audit(session, row, header, decision)
         metrics.count_message("in", header.type_label if header else "", AckCode.AR.value if header else None)
         return ack.payload if header is not None else None
+
+
+def _try_practice(session: Session, header: Header | None) -> Practice | None:
+    if header is None:
+        return None
+    try:
+        return resolve_practice(session, header)
+    except VitalbridgeError:
+        return None
 
 
 def _replayed_outcome(earlier: Hl7Message) -> AckOutcome:

@@ -24,6 +24,14 @@ _LEADING_WS = b" \t\r\n"
 MAX_CONTROL_ID = 199  # MSH-10 is ST(199) from v2.7; earlier versions allow 20
 
 
+_CONTROL_CHARS = dict.fromkeys([*range(0x20), 0x7F])
+
+
+def clean(text: str) -> str:
+    """Drop control characters: they are invalid in these HL7 types, and PostgreSQL refuses NUL in text."""
+    return text.translate(_CONTROL_CHARS).strip()
+
+
 def _msh(position: int, component: int | None = None) -> ErrorLocation:
     return ErrorLocation("MSH", 1, position, component)
 
@@ -70,7 +78,7 @@ class Header:
             return None
 
     def _first_component(self, raw: str) -> str:
-        return unescape(raw.split(self.delimiters.component)[0], self.delimiters).strip()
+        return clean(unescape(raw.split(self.delimiters.component)[0], self.delimiters))
 
 
 def header_from_segment(segment: str) -> Header:
@@ -91,11 +99,11 @@ def header_from_segment(segment: str) -> Header:
 
     def comps(raw: str) -> list[str]:
         first_rep = raw.split(d.repetition)[0]
-        return [unescape(c, d).strip() for c in first_rep.split(d.component)]
+        return [clean(unescape(c, d)) for c in first_rep.split(d.component)]
 
     msg_type = [*comps(msh(9)), "", "", ""]
     version = comps(msh(12))[0]
-    charset = msh(18).split(d.repetition)[0].strip()
+    charset = clean(msh(18).split(d.repetition)[0])
     return Header(
         delimiters=d,
         sending_application_raw=msh(3),
@@ -105,7 +113,7 @@ def header_from_segment(segment: str) -> Header:
         message_type=msg_type[0].upper(),
         trigger_event=msg_type[1].upper(),
         structure=msg_type[2].upper(),
-        control_id=unescape(msh(10), d).strip(),
+        control_id=clean(unescape(msh(10), d)),
         processing_id_raw=msh(11),
         version_raw=version,
         charset_raw=charset,

@@ -1,4 +1,4 @@
-"""API shapes for the HL7 message log (``GET /api/v1/hl7/messages/``)."""
+"""API shapes for the HL7 message log (``GET /api/v1/hl7/messages/``; SPEC §4 HL7 v2, §9 PHI discipline)."""
 
 from __future__ import annotations
 
