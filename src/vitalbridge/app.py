@@ -14,12 +14,17 @@ from fastapi import FastAPI
 from vitalbridge import __version__
 from vitalbridge.api.errors import install_error_handlers
 from vitalbridge.api.health import router as health_router
-from vitalbridge.lifecycle import start_services, stop_services
+from vitalbridge.api.hl7 import router as hl7_router
+from vitalbridge.hl7v2.listener import start_hl7_listener
+from vitalbridge.lifecycle import register, start_services, stop_services
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.settings import Settings, load_settings
 from vitalbridge.tenancy.views import router as practices_router
 
-ROUTERS = [health_router, practices_router]
+ROUTERS = [health_router, practices_router, hl7_router]
+
+# Off unless VB_HL7_PORT is set (docs/hl7.md).
+register("hl7.listener", start_hl7_listener)
 
 
 def create_app(settings: Settings | None = None, *, hub: Hub | None = None, background: bool = True) -> FastAPI:

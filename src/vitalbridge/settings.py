@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,6 +68,36 @@ class Settings(BaseSettings):
     # Organization that the ECW_* variables' practice is created in.
     seed_org: str = "Default organization"
     ecw_log_level: str = Field(default="INFO", validation_alias=AliasChoices("ECW_LOG_LEVEL", "VB_ECW_LOG_LEVEL"))
+
+    # HL7 v2 over MLLP (docs/hl7.md). The listener runs inside the hub when hl7_port is set.
+    hl7_port: int | None = Field(default=None, ge=0, le=65535)
+    hl7_host: str = "127.0.0.1"
+    hl7_tls_cert: Path | None = None
+    hl7_tls_key: Path | None = None
+    hl7_tls_client_ca: Path | None = None  # set to require client certificates signed by this CA
+    hl7_max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
+    hl7_frame_timeout_s: float = Field(default=30.0, gt=0)  # a started message must be complete within this
+    hl7_idle_timeout_s: float = Field(default=600.0, ge=0)  # close a silent connection after this; 0 = never
+    hl7_max_connections: int = Field(default=64, ge=1)
+    # MSH-18 empty means ASCII in the standard; UTF-8 reads ASCII identically and also takes the
+    # many senders that send UTF-8 without saying so. A Latin-1 sender that names no charset needs 8859/1.
+    hl7_default_charset: str = "UNICODE UTF-8"
+    hl7_application: str = "VITALBRIDGE"  # MSH-3 the hub sends
+    hl7_facility: str = "VITALBRIDGE"  # MSH-4 the hub sends
+    hl7_ack_timeout_s: float = Field(default=30.0, gt=0)  # how long the hub waits for a peer's ACK
+
+    @field_validator("hl7_port", mode="before")
+    @classmethod
+    def _port_off(cls, v: object) -> object:
+        # VB_HL7_PORT= (empty) and VB_HL7_PORT=0 both mean "no listener".
+        if v in ("", 0, "0", None):
+            return None
+        return v
+
+    @field_validator("hl7_tls_cert", "hl7_tls_key", "hl7_tls_client_ca", mode="before")
+    @classmethod
+    def _empty_path(cls, v: object) -> object:
+        return None if v == "" else v
 
     @property
     def effective_database_url(self) -> str:
