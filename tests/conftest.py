@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from sqlalchemy import inspect, text
 
-from vitalbridge.db.engine import make_engine
+from vitalbridge.db.engine import AUDIT_GUARD_FUNCTION, make_engine
 from vitalbridge.db.migrate import upgrade
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.settings import Settings
@@ -72,6 +72,11 @@ def _wipe(url: str) -> None:
                 if tables:
                     conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
             else:
+                # The SQLite counterpart of the replica role: switch the audit guards off on
+                # this connection only (migration 0004_audit_guards).
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                raw.create_function(AUDIT_GUARD_FUNCTION, 0, lambda: 0)
                 conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
                 for t in tables:
                     conn.execute(text(f'DELETE FROM "{t}"'))

@@ -1,4 +1,4 @@
-"""API shapes for practices (SPEC §2)."""
+"""API shapes for practices, users and API tokens (SPEC §2)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, PracticeEnvironment
+from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, PracticeEnvironment, Role
 
 PRACTICE_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -78,3 +78,54 @@ class PracticeOut(BaseModel):
             hl7_sending_facility=p.hl7_sending_facility,
             created_at=p.created_at,
         )
+
+
+# Deliberately plain: the hub sends no mail, so the address only has to be unambiguous.
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}$"
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(pattern=EMAIL_PATTERN, max_length=320)
+    display_name: str = Field(default="", max_length=200)
+    role: Role = Role.clinician
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    email: str
+    display_name: str
+    role: Role
+    created_at: datetime
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    name: str = Field(default="", max_length=200)
+    user_id: str | None = Field(default=None, max_length=36, description="Tie the token to a user of this organization")
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class TokenOut(BaseModel):
+    """A token as listed: never the token itself, never its hash."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    prefix: str
+    role: Role
+    user_id: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="Shown once; only its hash is stored")
