@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from sqlalchemy import inspect, text
 
+from tests.leaks import LeakHarness
 from vitalbridge.db.engine import AUDIT_GUARD_FUNCTION, make_engine
 from vitalbridge.db.migrate import upgrade
 from vitalbridge.runtime import Hub, build_hub
@@ -107,6 +108,20 @@ def hub(settings: Settings) -> Iterator[Hub]:
     h = build_hub(settings)
     yield h
     h.close()
+
+
+@pytest.fixture
+def leak_harness(settings: Settings, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> Iterator[LeakHarness]:
+    """A hub logging at DEBUG through the real pipeline, and a search of all it emitted."""
+    log_file = tmp_path / "logs" / "hub.log"
+    h = build_hub(settings.model_copy(update={"log_file": log_file, "ecw_log_level": "DEBUG"}))
+    from vitalbridge.observability.logging import configure_logging
+
+    configure_logging(h.settings)
+    try:
+        yield LeakHarness(h, log_file, capfd)
+    finally:
+        h.close()
 
 
 _PG_SKIPS: list[str] = []

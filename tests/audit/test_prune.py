@@ -63,7 +63,9 @@ def test_prune_removes_old_entries_and_the_chain_still_verifies(hub: Hub) -> Non
 def test_prune_after_prune_anchors_on_the_latest_checkpoint(hub: Hub) -> None:
     seed(hub, old=3, young=0)
     with hub.sessions() as session, session.begin():
-        assert prune(session, before=OLD + timedelta(hours=1, minutes=30), settings=hub.settings, actor=ACTOR).pruned == 2
+        assert (
+            prune(session, before=OLD + timedelta(hours=1, minutes=30), settings=hub.settings, actor=ACTOR).pruned == 2
+        )
     with hub.sessions() as session, session.begin():
         assert prune(session, before=OLD + timedelta(days=1), settings=hub.settings, actor=ACTOR).pruned == 1
     with hub.sessions() as session:

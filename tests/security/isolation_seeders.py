@@ -38,7 +38,7 @@ class World:
         return [*self.ids.values(), *self.markers]
 
 
-A_CORRELATION_ID = "corr-a-isolation-0001"
+A_CORRELATION_ID = "0a0a0a0a-1111-4222-8333-a0a0a0a0a0a0"
 
 PATH_PARAM_KINDS: dict[str, str] = {
     "practice_id": "practice",

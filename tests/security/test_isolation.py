@@ -93,9 +93,7 @@ def test_organization_b_cannot_reach_organization_a(hub: Hub) -> None:
     world = World(a_headers=a.headers, b_headers=b.headers)
     with api_client(hub) as client:
         seed_organization_a(hub, client, world)
-        before = {
-            p: client.get(p, headers=a.headers).json() for p in ("/api/v1/practices/", "/api/v1/users/")
-        }
+        before = {p: client.get(p, headers=a.headers).json() for p in ("/api/v1/practices/", "/api/v1/users/")}
         ops = _operations(client.get("/openapi.json").json())
         assert ops, "the OpenAPI document lists no /api/v1 operations"
         problems: list[str] = []
@@ -123,5 +121,7 @@ def test_an_unseedable_route_fails_with_instructions(hub: Hub) -> None:
     )
     assert problems and "no seeder for path parameter 'gizmo_id'" in problems[0]
     assert SEEDER_HELP in problems[0]
-    problems = _probe(httpx.Client(base_url="http://127.0.0.1:9"), world, "POST", "/api/v1/gizmos/", {"requestBody": {}})
+    problems = _probe(
+        httpx.Client(base_url="http://127.0.0.1:9"), world, "POST", "/api/v1/gizmos/", {"requestBody": {}}
+    )
     assert problems and "no body seeder" in problems[0]

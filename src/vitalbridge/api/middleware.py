@@ -28,6 +28,7 @@ from vitalbridge.api.throttle import InboundRateLimiter, client_ip
 from vitalbridge.audit import Actor, Outcome, record
 from vitalbridge.observability.context import accept_correlation_id, correlation_scope, current_correlation_id
 from vitalbridge.observability.logging import get_logger
+from vitalbridge.observability.redaction import describe_body
 from vitalbridge.runtime import Hub
 
 Scope = MutableMapping[str, Any]
@@ -64,7 +65,7 @@ def _body_for_log(chunks: list[bytes], content_type: str | None) -> Any:
         return None
     if content_type and "json" in content_type:
         try:
-            return json.loads(raw[:_DEBUG_BODY_LIMIT])
+            return describe_body(json.loads(raw[:_DEBUG_BODY_LIMIT]))
         except ValueError:
             pass
     # Non-JSON bodies (HL7, form posts, binary) are described, never echoed.
@@ -113,10 +114,13 @@ class RequestContextMiddleware:
             finally:
                 if self.debug:
                     query = scope.get("query_string", b"").decode("latin-1")
+                    route = getattr(scope.get("route"), "path", None)
                     _log.debug(
                         "http.exchange",
                         method=scope.get("method"),
-                        path=scope.get("path"),
+                        # The route template, never the concrete path: a caller can put anything
+                        # in a path segment, and ids are in the audit trail already.
+                        route=route if isinstance(route, str) else "<unrouted>",
                         # Parameter names only: values (name=, birthdate=) can be PHI.
                         query_params=sorted({k for k, _ in parse_qsl(query, keep_blank_values=True)}),
                         status=status[0] if status else 500,

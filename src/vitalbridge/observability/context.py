@@ -15,8 +15,9 @@ from contextvars import ContextVar
 import structlog
 
 _CORRELATION_ID: ContextVar[str | None] = ContextVar("vb_correlation_id", default=None)
-# Inbound ids are echoed into logs and the audit trail, so only short, plain tokens are taken.
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+# Inbound ids are echoed into logs and the audit trail: only UUID/hex shapes are taken, which
+# cannot spell a name or a date of birth.
+_SAFE_ID = re.compile(r"^[0-9A-Fa-f-]{16,64}$")
 
 
 def new_correlation_id() -> str:

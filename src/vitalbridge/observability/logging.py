@@ -101,6 +101,9 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
         processors=[
             *_shared_processors(),
             structlog.processors.StackInfoRenderer(),
+            # The same processor once more before the event leaves structlog, so a handler that
+            # is not ours (an error tracker's, a test runner's) never sees raw values either.
+            redact_event,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),

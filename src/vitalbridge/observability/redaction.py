@@ -105,7 +105,16 @@ def is_sensitive_key(key: object) -> bool:
 # Order matters: whole PEM blocks before line-oriented patterns.
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(?:-----END [A-Z0-9 ]+-----|\Z)", re.S), REDACTED),
-    (re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{6,}"), rf"\1 {REDACTED}"),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), rf"\1 {REDACTED}"),
+    (re.compile(r"(?i)\b(token)\s+[A-Za-z0-9._~+/=-]{20,}"), rf"\1 {REDACTED}"),
+    # key=value / "key": "value" inside free text (exception messages, form bodies).
+    (
+        re.compile(
+            r"""(?i)(["']?\b(?:[a-z_]*secret|password|passwd|[a-z_]*token|assertion|code_verifier|api_key|"""
+            r"""private_key)["']?\s*[=:]\s*["']?)[^\s&,;"'}]+"""
+        ),
+        rf"\1{REDACTED}",
+    ),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), REDACTED),
     (re.compile(r"\bvb_[A-Za-z0-9_-]{16,}"), REDACTED),
     # user:password@ in URLs
@@ -144,6 +153,53 @@ def redact(value: Any, _depth: int = 0) -> Any:
         return value
     # Anything else (exceptions, models, paths) is logged by its text, scrubbed.
     return redact_text(str(value))
+
+
+# Keys whose scalar values are kept when a request or response body is described in a DEBUG
+# log: identifiers, codes and error texts. Every other value is replaced by its type and size,
+# because a caller can put PHI under any key (a name in ``practice_code``, a phone in ``role``).
+SAFE_BODY_KEYS = frozenset(
+    {
+        "id",
+        "resourcetype",
+        "status",
+        "error",
+        "detail",
+        "msg",
+        "type",
+        "loc",
+        "code",
+        "system",
+        "unit",
+        "seq",
+        "next_cursor",
+        "action",
+        "outcome",
+        "method",
+        "count",
+        "imported",
+        "skipped",
+    }
+)
+
+
+def describe_body(value: Any, key: str | None = None, _depth: int = 0) -> Any:
+    """The shape of a JSON body for DEBUG logs: structure and safe ids, no free values."""
+    if _depth > 16:
+        return "[…]"
+    if isinstance(value, Mapping):
+        return {
+            k: (REDACTED if is_sensitive_key(k) else describe_body(v, str(k), _depth + 1)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [describe_body(v, key, _depth + 1) for v in value[:20]] + (["[…]"] if len(value) > 20 else [])
+    if value is None or isinstance(value, bool):
+        return value
+    if key is not None and key.lower() in SAFE_BODY_KEYS and isinstance(value, str | int | float):
+        return redact(value)
+    if isinstance(value, str):
+        return f"[str:{len(value)}]"
+    return f"[{type(value).__name__}]"
 
 
 def redact_event(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:

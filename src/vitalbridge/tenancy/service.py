@@ -60,7 +60,7 @@ def get_organization(session: Session, ref: str) -> Organization:
     """Find an organization by id or by exact name (CLI convenience)."""
     org = session.get(Organization, ref) or session.scalar(select(Organization).where(Organization.name == ref))
     if org is None:
-        raise NotFound(f"no organization {ref!r}; create one with `vitalbridge orgs create NAME`")
+        raise NotFound("no such organization; create one with `vitalbridge orgs create NAME`")
     return org
 
 
@@ -239,7 +239,8 @@ def get_practice(session: Session, organization_id: str, ref: str) -> Practice:
         )
     )
     if practice is None:
-        raise NotFound(f"no practice {ref!r} in this organization")
+        # The reference is not echoed: error texts reach logs, and callers pass what they like.
+        raise NotFound("no such practice in this organization")
     return practice
 
 
