@@ -23,6 +23,7 @@ from vitalbridge.api.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from vitalbridge.api.openapi import install_openapi
 from vitalbridge.api.throttle import AuthFailureThrottle, InboundRateLimiter
 from vitalbridge.audit.views import router as audit_router
 from vitalbridge.lifecycle import start_services, stop_services
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None, back
     app.state.hub = hub
     app.state.auth_throttle = AuthFailureThrottle(settings.auth_failures_per_minute)
     install_error_handlers(app)
+    install_openapi(app)
     for router in ROUTERS:
         app.include_router(router)
     # add_middleware wraps: the last added runs first (outermost).

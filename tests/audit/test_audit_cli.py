@@ -28,7 +28,8 @@ def test_audit_commands(db_url: str, tmp_path: Path) -> None:
     assert user in run(["users", "list", "--org", "CLI Org"], env).stdout
     token = run(["tokens", "create", "--org", org, "--name", "ci"], env).stdout.strip()
     listing = run(["tokens", "list", "--org", org], env).stdout
-    assert token not in listing and token[:10] in listing
+    assert token not in listing
+    assert token[:10] in listing
     token_id = listing.split("\t")[0]
     assert run(["tokens", "revoke", token_id, "--org", org], env).stdout.startswith("revoked")
     assert run(["tokens", "revoke", "nope", "--org", org], env, ok=False).returncode == 1
@@ -49,7 +50,8 @@ def test_audit_commands(db_url: str, tmp_path: Path) -> None:
     assert len(csv_out.stdout.splitlines()) == 4  # header + the organization's three entries
 
     refused = run(["audit", "prune", "--before", datetime.now(UTC).date().isoformat()], env, ok=False)
-    assert refused.returncode == 1 and "retention window" in refused.stderr
+    assert refused.returncode == 1
+    assert "retention window" in refused.stderr
     pruned = run(["audit", "prune", "--before", (old + timedelta(days=1)).date().isoformat()], env)
     assert pruned.stdout.startswith("pruned")
     assert "checkpoint through seq" in run(["audit", "verify"], env).stdout

@@ -82,7 +82,9 @@ def test_tampering_after_a_prune_is_found(hub: Hub) -> None:
     with hub.sessions() as session:
         broken = verify_chain(session).broken
     # The row's own hash covers prev_hash, so the edit shows first as "edited".
-    assert broken is not None and broken.seq == 6 and broken.kind is BreakKind.edited
+    assert broken is not None
+    assert broken.seq == 6
+    assert broken.kind is BreakKind.edited
 
 
 def test_a_forged_checkpoint_is_found(hub: Hub) -> None:
@@ -102,7 +104,9 @@ def test_a_forged_checkpoint_is_found(hub: Hub) -> None:
     )
     with hub.sessions() as session:
         broken = verify_chain(session).broken
-    assert broken is not None and broken.kind is BreakKind.checkpoint and broken.seq == 9
+    assert broken is not None
+    assert broken.kind is BreakKind.checkpoint
+    assert broken.seq == 9
 
 
 def test_prune_refuses_to_destroy_a_broken_chain(hub: Hub) -> None:

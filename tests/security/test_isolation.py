@@ -119,9 +119,11 @@ def test_an_unseedable_route_fails_with_instructions(hub: Hub) -> None:
         "/api/v1/gizmos/{gizmo_id}",
         {"parameters": [{"in": "path", "name": "gizmo_id", "required": True}]},
     )
-    assert problems and "no seeder for path parameter 'gizmo_id'" in problems[0]
+    assert problems
+    assert "no seeder for path parameter 'gizmo_id'" in problems[0]
     assert SEEDER_HELP in problems[0]
     problems = _probe(
         httpx.Client(base_url="http://127.0.0.1:9"), world, "POST", "/api/v1/gizmos/", {"requestBody": {}}
     )
-    assert problems and "no body seeder" in problems[0]
+    assert problems
+    assert "no body seeder" in problems[0]

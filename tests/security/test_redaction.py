@@ -81,7 +81,8 @@ def test_stdlib_and_structlog_records_share_the_pipeline(tmp_path: Path) -> None
     assert logging.getLogger("sqlalchemy.engine").getEffectiveLevel() >= logging.WARNING
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [line["logger"] for line in lines] == ["httpx", "uvicorn.error", "vitalbridge.test"]
-    assert lines[2]["client_secret"] == REDACTED and lines[2]["patient_name"] == REDACTED
+    assert lines[2]["client_secret"] == REDACTED
+    assert lines[2]["patient_name"] == REDACTED
     assert "RuntimeError" in lines[2]["exception"]
     blob = stream.getvalue()
     for leaked in ("Quackenbush", JWT, "cs-1", "Zeb Q"):

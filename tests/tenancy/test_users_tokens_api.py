@@ -48,8 +48,10 @@ def test_token_lifecycle(hub: Hub) -> None:
         assert made.status_code == 201, made.text
         token = made.json()
         raw = token.pop("token")
-        assert raw.startswith("vb_") and raw.startswith(token["prefix"])
-        assert token["expires_at"] is not None and token["last_used_at"] is None
+        assert raw.startswith("vb_")
+        assert raw.startswith(token["prefix"])
+        assert token["expires_at"] is not None
+        assert token["last_used_at"] is None
         headers = {"Authorization": f"Bearer {raw}"}
         assert client.get("/api/v1/practices/", headers=headers).status_code == 200
         listed = client.get("/api/v1/tokens/", headers=a.headers)
@@ -75,7 +77,8 @@ def test_token_lifecycle(hub: Hub) -> None:
         assert client.delete("/api/v1/tokens/no-such-token", headers=a.headers).status_code == 404
     with hub.sessions() as session:
         stored = session.get(ApiToken, token["id"])
-        assert stored is not None and stored.revoked_at is not None
+        assert stored is not None
+        assert stored.revoked_at is not None
         assert raw not in {t.token_hash for t in session.scalars(select(ApiToken))}
     assert [e.resource_ids for e in _audit(hub, "token.created")] == [[token["id"]]]
     assert len(_audit(hub, "token.revoked")) == 2

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from vitalbridge.api.deps import AdminDep, SessionDep
+from vitalbridge.api.types import CODE_PATTERN
 from vitalbridge.audit.models import AuditEntry
 from vitalbridge.audit.schemas import AuditEntryOut, AuditPage
 from vitalbridge.audit.service import Actor, Outcome, record
@@ -27,10 +28,10 @@ _MAX_PAGE = 500
 def list_audit_entries(
     session: SessionDep,
     principal: AdminDep,
-    action: Annotated[str | None, Query(max_length=64)] = None,
-    resource_type: Annotated[str | None, Query(max_length=64)] = None,
-    outcome: Annotated[str | None, Query(max_length=16)] = None,
-    correlation_id: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
+    resource_type: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
+    outcome: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
+    correlation_id: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
     since: Annotated[datetime | None, Query(description="occurred_at ≥ since (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="occurred_at < until (ISO 8601)")] = None,
     cursor: Annotated[int | None, Query(ge=1, description="entries with seq below this (from next_cursor)")] = None,

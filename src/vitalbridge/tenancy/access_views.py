@@ -12,6 +12,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Response
 
 from vitalbridge.api.deps import AdminDep, SessionDep
+from vitalbridge.api.types import RefParam
 from vitalbridge.audit import Actor, Outcome, record
 from vitalbridge.db.base import utcnow
 from vitalbridge.observability.context import current_correlation_id
@@ -49,7 +50,7 @@ def list_users(session: SessionDep, principal: AdminDep) -> list[UserOut]:
 
 
 @users_router.get("/{user_id}", response_model=UserOut)
-def get_user(user_id: str, session: SessionDep, principal: AdminDep) -> UserOut:
+def get_user(user_id: RefParam, session: SessionDep, principal: AdminDep) -> UserOut:
     return UserOut.model_validate(service.get_user(session, principal.organization_id, user_id))
 
 
@@ -69,7 +70,7 @@ def list_tokens(session: SessionDep, principal: AdminDep) -> list[TokenOut]:
 
 
 @tokens_router.delete("/{token_id}", status_code=204, response_class=Response)
-def revoke_token(token_id: str, session: SessionDep, principal: AdminDep) -> Response:
+def revoke_token(token_id: RefParam, session: SessionDep, principal: AdminDep) -> Response:
     row = service.revoke_api_token(session, principal.organization_id, token_id)
     _audit(session, principal, "token.revoked", "ApiToken", [row.id])
     return Response(status_code=204)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from vitalbridge.api.types import SafeText
 from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, PracticeEnvironment, Role
 
 PRACTICE_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -15,24 +16,24 @@ class PracticeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     practice_code: str = Field(pattern=PRACTICE_CODE_PATTERN, description="eCW practice code (path segment)")
-    name: str = Field(default="", max_length=200)
+    name: SafeText = Field(default="", max_length=200)
     environment: PracticeEnvironment = PracticeEnvironment.sandbox
     fhir_base_url: AnyHttpUrl
     token_url: AnyHttpUrl
     authorize_url: AnyHttpUrl | None = None
-    client_id: str = Field(min_length=1, max_length=200)
+    client_id: SafeText = Field(min_length=1, max_length=200)
     auth_method: AuthMethod = AuthMethod.private_key_jwt
     client_secret: SecretStr | None = None
     scopes: list[str] = Field(default_factory=lambda: ["system/Patient.read", "system/Observation.write"], min_length=1)
     rate_limit_per_minute: int = Field(default=250, ge=1, le=100_000)
     delivery_channel: DeliveryChannel = DeliveryChannel.fhir
-    hl7_sending_facility: str | None = Field(default=None, max_length=200)
+    hl7_sending_facility: SafeText | None = Field(default=None, max_length=200)
 
     @field_validator("scopes")
     @classmethod
     def _no_blank_scopes(cls, v: list[str]) -> list[str]:
         for s in v:
-            if not s or any(c.isspace() for c in s):
+            if not s or any(c.isspace() or not c.isprintable() for c in s):
                 raise ValueError("each scope is one non-empty token without spaces")
         return v
 
@@ -87,8 +88,8 @@ EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}$"
 class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str = Field(pattern=EMAIL_PATTERN, max_length=320)
-    display_name: str = Field(default="", max_length=200)
+    email: SafeText = Field(pattern=EMAIL_PATTERN, max_length=320)
+    display_name: SafeText = Field(default="", max_length=200)
     role: Role = Role.clinician
 
 
@@ -106,8 +107,10 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role
-    name: str = Field(default="", max_length=200)
-    user_id: str | None = Field(default=None, max_length=36, description="Tie the token to a user of this organization")
+    name: SafeText = Field(default="", max_length=200)
+    user_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9-]{1,36}$", description="Tie the token to a user of this organization"
+    )
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from vitalbridge.api.deps import HubDep, SessionDep, require_role
+from vitalbridge.api.types import RefParam
 from vitalbridge.audit import Actor, Outcome, record
 from vitalbridge.observability.context import current_correlation_id
 from vitalbridge.tenancy import service
@@ -43,5 +44,5 @@ def list_practices(session: SessionDep, principal: AnyRoleDep) -> list[PracticeO
 
 
 @router.get("/{practice_id}", response_model=PracticeOut)
-def get_practice(practice_id: str, session: SessionDep, principal: AnyRoleDep) -> PracticeOut:
+def get_practice(practice_id: RefParam, session: SessionDep, principal: AnyRoleDep) -> PracticeOut:
     return PracticeOut.of(service.get_practice(session, principal.organization_id, practice_id))
