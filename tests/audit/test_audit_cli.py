@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.audit.tamper import raw_sql
 from tests.test_cli import cli_env, run
 from vitalbridge.audit import Outcome, record
@@ -13,6 +15,8 @@ from vitalbridge.runtime import build_hub
 from vitalbridge.settings import Settings
 
 
+# Subprocesses are slow to start; the commands' logic runs on both backends in the service tests.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_audit_commands(db_url: str, tmp_path: Path) -> None:
     env = cli_env(db_url, tmp_path)
     run(["migrate"], env)
