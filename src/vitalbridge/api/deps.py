@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the database session, the caller's principal and role checks.
+"""FastAPI dependencies: the database session, the caller's principal and role checks (SPEC §2, §9).
 
 Every ``/api/v1`` route declares who may call it, by one of two dependencies:
 

@@ -1,4 +1,4 @@
-"""ASGI middleware of the hub API: request context, hardening, PHI access audit.
+"""ASGI middleware of the hub API: request context, hardening, PHI access audit (SPEC §2, §9).
 
 Outermost first:
 

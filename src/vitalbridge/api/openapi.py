@@ -1,4 +1,4 @@
-"""The hub's OpenAPI document tells the truth about errors.
+"""The hub's OpenAPI document tells the truth about errors (STYLE 5: one problem shape per wire).
 
 Every ``/api`` operation can answer with the hub's problem body (``api.errors``): 401, 403, 404,
 409, 413, 429 and 422 from domain validation, besides FastAPI's own 422 for malformed requests.

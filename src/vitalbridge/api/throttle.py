@@ -1,4 +1,4 @@
-"""Inbound rate limits: per client address and path prefix, and on refused API tokens.
+"""Inbound rate limits: per client address and path prefix, and on refused API tokens (docs/security.md).
 
 Token buckets in the hub process's memory: they blunt floods and token guessing against one
 hub process. Behind a load balancer each process limits on its own; run uvicorn with

@@ -1,4 +1,4 @@
-"""Input field types shared by the API schemas.
+"""Input field types shared by the API schemas (DESIGN principle 5: precise 4xx, never a 500).
 
 ``SafeText`` refuses control characters: a NUL byte cannot be stored in PostgreSQL text (it
 would surface as a 500), and line breaks or escapes in names end up in logs and CSV exports.

@@ -1,4 +1,4 @@
-"""API shapes of the audit trail (``GET /api/v1/audit/``)."""
+"""API shapes of the audit trail (SPEC §9, ``GET /api/v1/audit/``)."""
 
 from __future__ import annotations
 

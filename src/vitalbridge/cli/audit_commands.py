@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import sys
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -12,9 +11,8 @@ import typer
 
 from vitalbridge.audit.export import ExportFormat, export
 from vitalbridge.audit.retention import prune
-from vitalbridge.audit.service import Actor
 from vitalbridge.audit.verify import verify_chain
-from vitalbridge.cli.common import hub_session
+from vitalbridge.cli.common import hub_session, operator
 
 audit = typer.Typer(help="Audit trail: verify the hash chain, export for review, prune past retention.")
 
@@ -28,14 +26,6 @@ def parse_when(value: str, option: str) -> datetime:
     except ValueError:
         raise typer.BadParameter("use YYYY-MM-DD or an ISO 8601 timestamp", param_hint=option) from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _operator() -> Actor:
-    try:
-        who = getpass.getuser()
-    except (KeyError, OSError):
-        who = "unknown"
-    return Actor("cli", who)
 
 
 @audit.command("verify")
@@ -99,7 +89,7 @@ def prune_cmd(
     """Remove entries older than the retention window (VB_AUDIT_RETENTION_DAYS), keeping the chain verifiable."""
     cutoff = parse_when(before, "--before")
     with hub_session() as (hub, session):
-        result = prune(session, before=cutoff, settings=hub.settings, actor=_operator())
+        result = prune(session, before=cutoff, settings=hub.settings, actor=operator())
     if result.pruned == 0:
         typer.echo("nothing to prune")
         return

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from vitalbridge.audit import Actor, Outcome, record
-from vitalbridge.cli.common import hub_session
+from vitalbridge.audit import Outcome, record
+from vitalbridge.cli.common import hub_session, operator
 from vitalbridge.tenancy import service
 from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, PracticeEnvironment, Role
 from vitalbridge.tenancy.schemas import PracticeIn, PracticeOut
@@ -20,15 +20,6 @@ from vitalbridge.tenancy.schemas import PracticeIn, PracticeOut
 orgs = typer.Typer(help="Organizations (RPM customers).", no_args_is_help=True)
 tokens = typer.Typer(help="Hub API tokens.", no_args_is_help=True)
 users = typer.Typer(help="Users of an organization.", no_args_is_help=True)
-
-
-def _operator() -> Actor:
-    import getpass
-
-    try:
-        return Actor("cli", getpass.getuser())
-    except (KeyError, OSError):
-        return Actor("cli", "unknown")
 
 
 def _when(value: datetime | None) -> str:
@@ -74,7 +65,7 @@ def tokens_create(
             session,
             action="token.created",
             outcome=Outcome.success,
-            actor=_operator(),
+            actor=operator(),
             organization_id=organization.id,
             resource_type="ApiToken",
             resource_ids=[row.id],
@@ -117,7 +108,7 @@ def tokens_revoke(
             session,
             action="token.revoked",
             outcome=Outcome.success,
-            actor=_operator(),
+            actor=operator(),
             organization_id=organization.id,
             resource_type="ApiToken",
             resource_ids=[row.id],
@@ -146,7 +137,7 @@ def users_add(
             session,
             action="user.created",
             outcome=Outcome.success,
-            actor=_operator(),
+            actor=operator(),
             organization_id=organization.id,
             resource_type="User",
             resource_ids=[user.id],

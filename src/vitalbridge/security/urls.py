@@ -1,4 +1,4 @@
-"""SSRF guard for every URL a tenant can configure (practice FHIR base, token and authorize
+"""SSRF guard (SPEC §2: per-practice URLs) for every URL a tenant can configure (practice FHIR base, token and authorize
 URLs; later JWKS and gateway URLs).
 
 A tenant admin types a URL; the hub's workers then call it with credentials, from inside the
