@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Environment(enum.StrEnum):
@@ -44,7 +45,24 @@ class Settings(BaseSettings):
     broker_url: str = ""
     redis_url: str = ""
     log_file: Path | None = None
+    # Rotating file log (SPEC §9): 10 MB per file, this many old files kept beside it.
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    log_backups: int = Field(default=5, ge=0)
     inprocess_worker: bool = True
+
+    # Audit trail (SPEC §9): HIPAA asks for six years; seven is the common policy.
+    audit_retention_days: int = Field(default=2557, ge=1)
+
+    # Hardening of the hub's own HTTP surface (docs/security.md).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Browser origins allowed to call the API; empty keeps CORS off. Comma-separated.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Inbound requests per minute per client IP, by path prefix (JSON object in VB_INBOUND_RATE_LIMITS).
+    inbound_rate_limits: dict[str, int] = Field(
+        default_factory=lambda: {"/api/v1/webhooks/": 1200, "/api/v1/ecw/auth/": 60}
+    )
+    # Refused API tokens per minute per client IP before that address is throttled (token guessing).
+    auth_failures_per_minute: int = Field(default=30, ge=1)
 
     # eCW names kept as users know them (SPEC §2): they seed a first practice.
     ecw_client_id: str = Field(default="", validation_alias=AliasChoices("ECW_CLIENT_ID", "VB_ECW_CLIENT_ID"))
@@ -98,6 +116,21 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_path(cls, v: object) -> object:
         return None if v == "" else v
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("inbound_rate_limits")
+    @classmethod
+    def _positive_limits(cls, value: dict[str, int]) -> dict[str, int]:
+        for prefix, per_minute in value.items():
+            if not prefix.startswith("/") or per_minute < 1:
+                raise ValueError("each rule is a path prefix starting with '/' and a positive count per minute")
+        return value
 
     @property
     def effective_database_url(self) -> str:

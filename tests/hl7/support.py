@@ -55,6 +55,7 @@ def make_site(hub: Hub, org: str = "Org A", facility: str | None = FACILITY, cod
                 hl7_sending_facility=facility,
             ),
             None,
+            hub.settings,
         )
         return Site(org_row.id, practice.id)
 

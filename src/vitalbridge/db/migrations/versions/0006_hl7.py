@@ -1,7 +1,7 @@
 """HL7 v2 message log: every MLLP message received or sent, raw.
 
 Revision ID: 0006_hl7
-Revises: 0002_patients_audit
+Revises: 0004_audit_guards
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from vitalbridge.db.types import UTCDateTime
 
 revision = "0006_hl7"
-down_revision = "0002_patients_audit"
+down_revision = "0004_audit_guards"
 branch_labels = None
 depends_on = None
 
