@@ -14,12 +14,25 @@ from fastapi import FastAPI
 from vitalbridge import __version__
 from vitalbridge.api.errors import install_error_handlers
 from vitalbridge.api.health import router as health_router
+from vitalbridge.devices.views import devices_router, quarantine_router, readings_router
+from vitalbridge.devices.webhook_views import router as webhooks_router
 from vitalbridge.lifecycle import start_services, stop_services
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.settings import Settings, load_settings
 from vitalbridge.tenancy.views import router as practices_router
+from vitalbridge.triage import background as _triage_background  # noqa: F401 - registers the service
+from vitalbridge.triage.views import alerts_router, rules_router
 
-ROUTERS = [health_router, practices_router]
+ROUTERS = [
+    health_router,
+    practices_router,
+    webhooks_router,
+    devices_router,
+    readings_router,
+    quarantine_router,
+    alerts_router,
+    rules_router,
+]
 
 
 def create_app(settings: Settings | None = None, *, hub: Hub | None = None, background: bool = True) -> FastAPI:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from vitalbridge.cli import hub_commands, sandbox_commands, tenancy_commands
+from vitalbridge.cli import (
+    fhir_commands,
+    gateway_commands,
+    hub_commands,
+    sandbox_commands,
+    tenancy_commands,
+    triage_commands,
+)
 
 app = typer.Typer(
     name="vitalbridge",
@@ -16,6 +23,9 @@ app = typer.Typer(
 hub_commands.register(app)
 tenancy_commands.register(app)
 sandbox_commands.register(app)
+gateway_commands.register(app)
+fhir_commands.register(app)
+triage_commands.register(app)
 
 
 def main() -> None:

@@ -20,6 +20,9 @@ def normalise_url(url: str) -> str:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
+    # SQLAlchemy puts bound parameters (reading values, names) into exception text, which ends
+    # up in logs and tracebacks: keep them out (SPEC §9, no PHI in logs).
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         # Several threads (API, in-process worker) share the file; WAL lets readers run
         # beside the single writer and busy_timeout waits out the writer instead of failing.
