@@ -67,7 +67,10 @@ def normalise_reading(reading: GatewayReading, now: datetime) -> NormalizedReadi
 
 def _unique(errors: list[FieldError]) -> list[FieldError]:
     # Two pressures share one unit field: one bad unit is one error, not two.
-    return list(dict.fromkeys(errors))
+    seen: dict[tuple[object, ...], FieldError] = {}
+    for e in errors:
+        seen.setdefault((e.loc, e.type), e)
+    return list(seen.values())
 
 
 def _single(kind: MeasurementKind, c: Converted) -> Measurement:
