@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from tests.support import make_tenant, token_for
 from vitalbridge.audit import Actor
+from vitalbridge.db.engine import make_engine
 from vitalbridge.devices import gateway_service
 from vitalbridge.devices.gateways import GatewayKind
 from vitalbridge.devices.simulator import make_record, post_webhook
@@ -130,9 +133,7 @@ def assign(client: httpx.Client, world: World, device: str, patient_id: str | No
 
 def recent(minutes: int = 5) -> datetime:
     """A measured-at a few minutes ago in a US Eastern-like offset (exercises offset handling)."""
-    return (datetime.now(UTC) - timedelta(minutes=minutes)).astimezone(
-        __import__("datetime").timezone(timedelta(hours=-5))
-    )
+    return (datetime.now(UTC) - timedelta(minutes=minutes)).astimezone(timezone(timedelta(hours=-5)))
 
 
 def bp(
@@ -182,3 +183,41 @@ def spo2(
 def count(hub: Hub, model: type, *where: Any) -> int:
     with hub.sessions() as session:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def use_hub_database(hub: Hub, monkeypatch: Any) -> None:
+    """Point the CLI (which reads VB_* from the environment) at the test's hub."""
+    s = hub.settings
+    monkeypatch.setenv("VB_DATABASE_URL", s.effective_database_url)
+    monkeypatch.setenv("VB_DATA_DIR", str(s.data_dir))
+    assert s.secret_key is not None
+    monkeypatch.setenv("VB_SECRET_KEY", s.secret_key.get_secret_value())
+
+
+@contextmanager
+def inserts_fail(url: str, table: str) -> Iterator[None]:
+    """A real database failure: a trigger refuses every insert into ``table`` until the block ends."""
+    engine = make_engine(url)
+    pg = engine.dialect.name == "postgresql"
+    name = f"vb_test_fail_{table}"
+    with engine.begin() as conn:
+        if pg:
+            conn.execute(
+                text(
+                    f"CREATE FUNCTION {name}() RETURNS trigger AS $$ "
+                    "BEGIN RAISE EXCEPTION 'forced'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(text(f"CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()"))
+        else:
+            conn.execute(
+                text(f"CREATE TRIGGER {name} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'forced'); END")
+            )
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TRIGGER {name} ON {table}" if pg else f"DROP TRIGGER {name}"))
+            if pg:
+                conn.execute(text(f"DROP FUNCTION {name}()"))
+        engine.dispose()

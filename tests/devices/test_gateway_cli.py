@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from tests.readings_support import bp
+from tests.readings_support import bp, use_hub_database
 from tests.support import api_client, make_tenant
 from vitalbridge.cli import app
 from vitalbridge.devices.simulator import GatewaySimulator, post_webhook
@@ -21,11 +21,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def cli_env(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> Hub:
-    s = hub.settings
-    monkeypatch.setenv("VB_DATABASE_URL", s.effective_database_url)
-    monkeypatch.setenv("VB_DATA_DIR", str(s.data_dir))
-    assert s.secret_key is not None
-    monkeypatch.setenv("VB_SECRET_KEY", s.secret_key.get_secret_value())
+    use_hub_database(hub, monkeypatch)
     return hub
 
 

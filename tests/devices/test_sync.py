@@ -132,3 +132,24 @@ def test_sync_needs_an_api_and_a_sane_window(hub: Hub) -> None:
         sync_gateway(hub, world.gateway_id, START, START)
     with pytest.raises(ValidationFailed):
         sync_gateway(hub, world.gateway_id, START.replace(tzinfo=None), START + timedelta(days=1))
+
+
+def test_simulated_readings_are_valid_webhooks(hub: Hub) -> None:
+    world = make_world(hub)
+    start = datetime.now(UTC) - timedelta(days=5)
+    records = synthetic_readings(
+        [("BP-9", "blood_pressure"), ("SC-9", "weight"), ("GL-9", "glucose"), ("OX-9", "pulse_oximetry")],
+        start,
+        per_device=4,
+        seed=11,
+    )
+    assert records == synthetic_readings(
+        [("BP-9", "blood_pressure"), ("SC-9", "weight"), ("GL-9", "glucose"), ("OX-9", "pulse_oximetry")],
+        start,
+        per_device=4,
+        seed=11,
+    )
+    with api_client(hub) as client:
+        codes = {world.post(client, r).status_code for r in records}
+    assert codes == {202}
+    assert count(hub, Reading) == 16

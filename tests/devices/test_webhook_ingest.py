@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 
-from tests.readings_support import World, add_patient, assign, bp, count, glucose, make_world, recent, weight
+from tests.readings_support import (
+    World,
+    add_patient,
+    assign,
+    bp,
+    count,
+    glucose,
+    inserts_fail,
+    make_world,
+    recent,
+    weight,
+)
 from tests.support import api_client
 from vitalbridge.audit.models import AuditEntry
-from vitalbridge.db.engine import make_engine
 from vitalbridge.delivery.models import OutboxEntry, OutboxStatus
 from vitalbridge.devices.models import Device, Measurement, QuarantinedPayload, QuarantineReason, Reading
 from vitalbridge.devices.simulator import encode, signed_headers
@@ -174,48 +182,16 @@ def test_oversized_body_is_413_before_parsing(hub: Hub) -> None:
     assert quarantined(hub) == []
 
 
-@contextmanager
-def outbox_inserts_fail(url: str) -> Iterator[None]:
-    """A real database failure in the middle of ingest: a trigger refuses outbox inserts."""
-    engine = make_engine(url)
-    pg = engine.dialect.name == "postgresql"
-    with engine.begin() as conn:
-        if pg:
-            conn.execute(
-                text(
-                    "CREATE FUNCTION vb_test_fail() RETURNS trigger AS $$ "
-                    "BEGIN RAISE EXCEPTION 'forced failure'; END $$ LANGUAGE plpgsql"
-                )
-            )
-            conn.execute(
-                text("CREATE TRIGGER vb_test_fail BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION vb_test_fail()")
-            )
-        else:
-            conn.execute(
-                text(
-                    "CREATE TRIGGER vb_test_fail BEFORE INSERT ON outbox "
-                    "BEGIN SELECT RAISE(ABORT, 'forced failure'); END"
-                )
-            )
-    try:
-        yield
-    finally:
-        with engine.begin() as conn:
-            conn.execute(text("DROP TRIGGER vb_test_fail ON outbox" if pg else "DROP TRIGGER vb_test_fail"))
-            if pg:
-                conn.execute(text("DROP FUNCTION vb_test_fail()"))
-        engine.dispose()
-
-
 def test_a_failure_mid_ingest_leaves_no_reading_no_outbox_and_no_audit(hub: Hub) -> None:
     world = make_world(hub)
     patient = add_patient(hub, world)
     with api_client(hub) as client:
         assert assign(client, world, "DEV-NEW", patient).status_code == 200
         audits_before = count(hub, AuditEntry)
-        with outbox_inserts_fail(hub.settings.effective_database_url):
+        with inserts_fail(hub.settings.effective_database_url, "outbox"):
             resp = world.post(client, bp("mc-fail", device="DEV-NEVER-SEEN"))
         assert resp.status_code == 500
+        assert resp.json() == {"error": "internal_error", "detail": "the reading was not stored; retry the delivery"}
         assert stored(hub) == (0, 0, 0)
         assert count(hub, AuditEntry) == audits_before
         assert count(hub, Device, Device.serial == "DEV-NEVER-SEEN") == 0

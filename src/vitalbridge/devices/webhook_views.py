@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import time
+import traceback
 import uuid
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -13,8 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from vitalbridge.api.deps import HubDep
 from vitalbridge.devices.gateways import GatewayKind
 from vitalbridge.devices.receive import receive_webhook
-from vitalbridge.errors import NotFound, PayloadTooLarge
+from vitalbridge.errors import NotFound, PayloadTooLarge, VitalbridgeError
 
+log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
@@ -55,15 +58,30 @@ async def receive(kind: str, request: Request, hub: HubDep) -> JSONResponse:
     supplied = request.headers.get("x-request-id", "")
     correlation_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
     body = await _read_limited(request, hub.settings.webhook_max_body_bytes)
-    answer = await run_in_threadpool(
-        lambda: receive_webhook(
-            hub,
-            kind=gateway_kind,
-            headers=request.headers,
-            body=body,
-            content_type=request.headers.get("content-type"),
-            correlation_id=correlation_id,
-            started=started,
+    try:
+        answer = await run_in_threadpool(
+            lambda: receive_webhook(
+                hub,
+                kind=gateway_kind,
+                headers=request.headers,
+                body=body,
+                content_type=request.headers.get("content-type"),
+                correlation_id=correlation_id,
+                started=started,
+            )
         )
-    )
+    except VitalbridgeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure: nothing stored, tell the gateway to retry
+        # Nothing was committed (one transaction). A clean 500 tells the gateway to retry. The log
+        # gets the type and where it was raised, not the message or a traceback with locals: both
+        # can carry reading values.
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error(
+            "webhook.store_failed",
+            error=type(exc).__name__,
+            where=f"{frame.filename}:{frame.lineno}",
+            correlation_id=correlation_id,
+        )
+        raise VitalbridgeError("the reading was not stored; retry the delivery") from None
     return JSONResponse(answer.body, status_code=answer.status_code, headers={"X-Request-Id": correlation_id})
