@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from tests.readings_support import (
@@ -24,7 +27,7 @@ from tests.support import api_client
 from vitalbridge.audit.models import AuditEntry
 from vitalbridge.delivery.models import OutboxEntry, OutboxStatus
 from vitalbridge.devices.models import Device, Measurement, QuarantinedPayload, QuarantineReason, Reading
-from vitalbridge.devices.simulator import encode, signed_headers
+from vitalbridge.devices.simulator import encode, post_webhook, signed_headers
 from vitalbridge.runtime import Hub
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -74,8 +77,14 @@ def test_new_reading_commits_reading_measurements_outbox_and_audit_then_202(hub:
         assert all(r.practice_id == world.practice_id and r.next_attempt_at is not None for r in rows)
 
 
+def received(outcome: str) -> float:
+    labels = {"gateway_kind": "mioconnect", "source": "webhook", "outcome": outcome}
+    return REGISTRY.get_sample_value("vitalbridge_readings_received_total", labels) or 0.0
+
+
 def test_duplicate_gateway_reading_id_is_200_with_the_same_id_and_no_new_rows(hub: Hub) -> None:
     world = make_world(hub)
+    accepted, duplicates = received("accepted"), received("duplicate")
     with api_client(hub) as client:
         first = world.post(client, bp("mc-dup"))
         assert first.status_code == 202
@@ -89,6 +98,7 @@ def test_duplicate_gateway_reading_id_is_200_with_the_same_id_and_no_new_rows(hu
             "gateway_reading_id": "mc-dup",
         }
     assert stored(hub) == before
+    assert (received("accepted") - accepted, received("duplicate") - duplicates) == (1, 1)
     with hub.sessions() as session:
         audits = session.scalars(select(AuditEntry).where(AuditEntry.action == "webhook.received")).all()
         assert [(a.status_code, a.detail["duplicates"]) for a in audits] == [(202, 0), (200, 1)]
@@ -230,3 +240,20 @@ def test_readings_keep_the_device_offset(hub: Hub) -> None:
         (reading,) = client.get("/api/v1/readings/", headers=world.clinician).json()
     assert datetime.fromisoformat(reading["measured_at"]) == at
     assert reading["measured_at"].endswith("-05:00")
+
+
+def test_concurrent_redeliveries_store_one_reading(hub: Hub) -> None:
+    world = make_world(hub)
+    record = bp("race-1", device="RACE-DEV")
+    with api_client(hub) as client:
+        url = str(client.base_url)
+
+        def deliver(_: int) -> int:
+            with httpx.Client(timeout=30) as c:
+                return post_webhook(c, url, world.gateway_id, world.secret, record).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = sorted(pool.map(deliver, range(8)))
+    assert codes == [200] * 7 + [202]
+    assert stored(hub) == (1, 2, 2)
+    assert count(hub, Device) == 1

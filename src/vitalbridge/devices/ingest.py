@@ -191,6 +191,10 @@ def store_readings(
         session.add_all(entries)
         session.flush()
 
+    # Triage before the audit entry: alert rows are locked before the audit chain, the same order
+    # clinician actions use (see triage.evaluate.triage_readings).
+    if new_readings and settings.triage_inline:
+        result.triaged = triage_safely(session, new_readings, new_measurements, now=now)
     record(
         session,
         action=audit_action,
@@ -212,6 +216,4 @@ def store_readings(
             "blocked": sum(1 for s in result.new if s.blocked),
         },
     )
-    if new_readings and settings.triage_inline:
-        result.triaged = triage_safely(session, new_readings, new_measurements, now=now)
     return result

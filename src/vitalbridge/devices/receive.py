@@ -29,6 +29,7 @@ from vitalbridge.devices import quarantine
 from vitalbridge.devices.gateway_service import WebhookRefusal, get_gateway, verify_webhook
 from vitalbridge.devices.gateways import GatewayKind, adapter_for
 from vitalbridge.devices.ingest import InvalidObservation, StoreResult, store_readings
+from vitalbridge.devices.metrics import READINGS_RECEIVED
 from vitalbridge.devices.models import QuarantineStatus
 from vitalbridge.devices.normalize import normalise_reading
 from vitalbridge.devices.readings import NormalizedReading, ReadingSource
@@ -152,8 +153,12 @@ def receive_webhook(
                     correlation_id=correlation_id,
                     latency_ms=(time.perf_counter() - started) * 1000,
                 )
-                return _answer(result)
+                answer = _answer(result)
+                outcome = "accepted" if answer.status_code == 202 else "duplicate"
+            READINGS_RECEIVED.labels(kind.value, "webhook", outcome).inc()
+            return answer
         except WebhookRefusal as refusal:
+            READINGS_RECEIVED.labels(kind.value, "webhook", "refused").inc()
             _audit_refusal(hub, refusal, correlation_id)
             raise Unauthorized(_refusal_text(refusal.problem, settings.webhook_max_skew_s)) from None
         except (Rejected, InvalidObservation) as exc:
@@ -161,6 +166,7 @@ def receive_webhook(
             errors = exc.errors if isinstance(exc, Rejected) else exc.field_errors
             gid = exc.gateway_reading_id if isinstance(exc, Rejected) else None
             item_id = _quarantine(hub, gateway_ref, body, errors, content_type, gid, correlation_id, now)
+            READINGS_RECEIVED.labels(kind.value, "webhook", "quarantined").inc()
             raise ValidationFailed(f"payload refused and kept in quarantine {item_id} for review", errors) from None
         except IntegrityError:
             if attempt == 2:

@@ -25,6 +25,7 @@ from vitalbridge.devices.readings import DeviceRef
 from vitalbridge.errors import NotFound
 from vitalbridge.patients.models import Patient, PatientStatus
 from vitalbridge.tenancy.models import Practice
+from vitalbridge.triage.evaluate import measurements_of, triage_safely
 
 # An HL7 A40 / EHR merge can chain; more hops than this is a data error, not a real history.
 _MAX_MERGE_HOPS = 5
@@ -151,8 +152,13 @@ def assign_device(
     now: datetime,
     model: str | None = None,
     manufacturer: str | None = None,
+    triage: bool = True,
 ) -> AssignmentResult:
-    """Assign, reassign or (``patient_id=None``) unassign a device, releasing readings it held."""
+    """Assign, reassign or (``patient_id=None``) unassign a device, releasing readings it held.
+
+    Released readings are triaged here (``triage``; else the sweeper does it), before the audit
+    entry so alert rows are locked before the audit chain.
+    """
     patient: Patient | None = None
     if patient_id is not None:
         patient = session.scalar(
@@ -191,6 +197,8 @@ def assign_device(
     released: list[Reading] = []
     if patient is not None:
         released = _release_held(session, device, patient, now)
+    if released and triage:
+        triage_safely(session, released, measurements_of(session, released), now=now)
     action = "device.unassigned" if patient_id is None else ("device.reassigned" if previous else "device.assigned")
     record(
         session,

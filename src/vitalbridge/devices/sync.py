@@ -21,6 +21,7 @@ from vitalbridge.devices import quarantine
 from vitalbridge.devices.gateway_service import api_key, get_gateway
 from vitalbridge.devices.gateways import adapter_for
 from vitalbridge.devices.ingest import InvalidObservation, store_readings
+from vitalbridge.devices.metrics import READINGS_RECEIVED
 from vitalbridge.devices.models import Gateway
 from vitalbridge.devices.normalize import normalise_reading
 from vitalbridge.devices.readings import NormalizedReading, ReadingSource
@@ -137,6 +138,10 @@ def _store_page(
                 bad.append((raws[key], exc.field_errors, key))
     summary.stored += sum(1 for d in stored if not d)
     summary.duplicates += sum(1 for d in stored if d)
+    kind = gateway.kind.value
+    READINGS_RECEIVED.labels(kind, "sync", "accepted").inc(sum(1 for d in stored if not d))
+    READINGS_RECEIVED.labels(kind, "sync", "duplicate").inc(sum(1 for d in stored if d))
+    READINGS_RECEIVED.labels(kind, "sync", "quarantined").inc(len(bad))
     for raw, errors, gid in bad:
         with hub.sessions() as session, session.begin():
             kept = quarantine.put(

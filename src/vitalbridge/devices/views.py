@@ -28,7 +28,6 @@ from vitalbridge.devices.schemas import (
 )
 from vitalbridge.tenancy.models import Role
 from vitalbridge.tenancy.service import Principal
-from vitalbridge.triage.evaluate import measurements_of, triage_safely
 
 devices_router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 readings_router = APIRouter(prefix="/api/v1/readings", tags=["readings"])
@@ -56,10 +55,8 @@ def assign_device(body: DeviceAssignIn, session: SessionDep, hub: HubDep, princi
         now=now,
         model=body.model,
         manufacturer=body.manufacturer,
+        triage=hub.settings.triage_inline,
     )
-    if result.released_readings and hub.settings.triage_inline:
-        released = result.released_readings
-        triage_safely(session, released, measurements_of(session, released), now=now)
     out = DeviceOut.of(result.device).model_dump()
     return DeviceAssignOut(
         **out, previous_patient_id=result.previous_patient_id, released_readings=len(result.released_readings)

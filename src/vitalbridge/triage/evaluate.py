@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,9 +23,9 @@ from vitalbridge.devices.models import Measurement, Reading
 from vitalbridge.devices.readings import MeasurementKind
 from vitalbridge.patients.models import Patient, Program
 from vitalbridge.triage import alerts
-from vitalbridge.triage.codes import Metric
-from vitalbridge.triage.models import PatientThresholds
-from vitalbridge.triage.rules import RuleSet, effective_rules, trend_breach
+from vitalbridge.triage.codes import AlertStatus, Metric, Severity
+from vitalbridge.triage.models import Alert, PatientThresholds
+from vitalbridge.triage.rules import RuleSet, TrendRule, effective_rules, trend_breach
 
 log = structlog.get_logger(__name__)
 TRIAGE_ACTOR = Actor.service("triage")
@@ -77,13 +78,23 @@ def rules_for_patients(session: Session, patient_ids: Iterable[str]) -> dict[str
     return out
 
 
-def triage_readings(
-    session: Session, readings: Sequence[Reading], measurements: dict[str, list[Measurement]], *, now: datetime
-) -> int:
-    """Evaluate thresholds and trends; returns how many alert changes were made."""
+@dataclass(frozen=True)
+class Breach:
+    organization_id: str
+    patient_id: str
+    reading_id: str
+    rule_code: str
+    severity: Severity
+    detail: dict[str, Any]
+
+
+def find_breaches(
+    session: Session, readings: Sequence[Reading], measurements: dict[str, list[Measurement]]
+) -> list[Breach]:
+    """Every rule these readings break, in reading order. Reads only; changes nothing."""
     with_patient = [r for r in readings if r.patient_id]
     rules = rules_for_patients(session, {r.patient_id for r in with_patient if r.patient_id})
-    changes = 0
+    out: list[Breach] = []
     for reading in with_patient:
         pid = reading.patient_id
         assert pid is not None
@@ -91,43 +102,68 @@ def triage_readings(
         if ruleset is None:
             continue
         for m in measurements.get(reading.id, []):
+            at = m.measured_at.astimezone(UTC).isoformat()
             for metric, value in metric_values(m):
                 for rule in ruleset.thresholds_for(metric):
                     level = rule.breached(value)
                     if level is None:
                         continue
-                    alerts.open_or_update(
-                        session,
-                        organization_id=reading.organization_id,
-                        patient_id=pid,
-                        rule_code=rule.code,
-                        severity=level.severity,
-                        at=now,
-                        actor=TRIAGE_ACTOR,
-                        reading_id=reading.id,
-                        detail={
-                            "metric": metric.value,
-                            "value": value,
-                            "unit": m.unit.value,
-                            "level": level.value,
-                            "direction": rule.direction.value,
-                            "measured_at": m.measured_at.astimezone(UTC).isoformat(),
-                        },
-                    )
-                    changes += 1
+                    detail = {
+                        "metric": metric.value,
+                        "value": value,
+                        "unit": m.unit.value,
+                        "level": level.value,
+                        "direction": rule.direction.value,
+                        "measured_at": at,
+                    }
+                    out.append(Breach(reading.organization_id, pid, reading.id, rule.code, level.severity, detail))
                 trends = ruleset.trends_for(metric)
                 if trends:
-                    changes += _trends(session, reading, m, metric, value, trends, now)
-        reading.triaged_at = now
-    return changes
+                    out.extend(_trends(session, reading, m, metric, value, trends))
+    return out
+
+
+def triage_readings(
+    session: Session, readings: Sequence[Reading], measurements: dict[str, list[Measurement]], *, now: datetime
+) -> int:
+    """Evaluate thresholds and trends and apply them to alerts; returns how many alert changes were made.
+
+    Lock order: the patients' unresolved alerts first, then (through the alert audit entries) the
+    audit chain. Clinician actions take the same order (alert row, then audit), so the two never
+    deadlock on PostgreSQL.
+    """
+    breaches = find_breaches(session, readings, measurements)
+    if breaches:
+        session.execute(
+            select(Alert.id)
+            .where(Alert.patient_id.in_({b.patient_id for b in breaches}), Alert.status != AlertStatus.resolved)
+            .order_by(Alert.id)
+            .with_for_update()
+        ).all()
+    for b in breaches:
+        alerts.open_or_update(
+            session,
+            organization_id=b.organization_id,
+            patient_id=b.patient_id,
+            rule_code=b.rule_code,
+            severity=b.severity,
+            at=now,
+            actor=TRIAGE_ACTOR,
+            reading_id=b.reading_id,
+            detail=b.detail,
+        )
+    for reading in readings:
+        if reading.patient_id:
+            reading.triaged_at = now
+    return len(breaches)
 
 
 def _trends(
-    session: Session, reading: Reading, m: Measurement, metric: Metric, value: float, rules: list[Any], now: datetime
-) -> int:
+    session: Session, reading: Reading, m: Measurement, metric: Metric, value: float, rules: list[TrendRule]
+) -> list[Breach]:
     kind = _KIND_OF.get(metric)
-    if kind is None:
-        return 0
+    if kind is None or reading.patient_id is None:
+        return []
     longest = max(r.window for r in rules)
     history = [
         (t, v)
@@ -142,32 +178,21 @@ def _trends(
         ).all()
         if v is not None
     ]
-    changes = 0
+    out: list[Breach] = []
     for rule in rules:
         rise = trend_breach(rule, value, m.measured_at, history)
         if rise is None:
             continue
-        assert reading.patient_id is not None
-        alerts.open_or_update(
-            session,
-            organization_id=reading.organization_id,
-            patient_id=reading.patient_id,
-            rule_code=rule.code,
-            severity=rule.severity,
-            at=now,
-            actor=TRIAGE_ACTOR,
-            reading_id=reading.id,
-            detail={
-                "metric": metric.value,
-                "value": value,
-                "unit": m.unit.value,
-                "rise": rise,
-                "window_hours": rule.window_hours,
-                "measured_at": m.measured_at.astimezone(UTC).isoformat(),
-            },
-        )
-        changes += 1
-    return changes
+        detail = {
+            "metric": metric.value,
+            "value": value,
+            "unit": m.unit.value,
+            "rise": rise,
+            "window_hours": rule.window_hours,
+            "measured_at": m.measured_at.astimezone(UTC).isoformat(),
+        }
+        out.append(Breach(reading.organization_id, reading.patient_id, reading.id, rule.code, rule.severity, detail))
+    return out
 
 
 def triage_safely(

@@ -53,10 +53,12 @@ def check_missed_readings(session: Session, *, now: datetime, organization_id: s
     if codes:
         open_missed = {
             a.patient_id: a
+            # Locked now, before any audit entry takes the audit chain (same order as everywhere).
             for a in session.scalars(
-                select(Alert).where(
-                    Alert.patient_id.in_(ids), Alert.rule_code.in_(codes), Alert.status != AlertStatus.resolved
-                )
+                select(Alert)
+                .where(Alert.patient_id.in_(ids), Alert.rule_code.in_(codes), Alert.status != AlertStatus.resolved)
+                .order_by(Alert.id)
+                .with_for_update()
             )
         }
     opened = resolved = 0
