@@ -46,9 +46,11 @@ def add(
             api_key=api_key,
             actor=CLI_ACTOR,
         )
-        typer.echo(f"gateway id: {gw.id}")
-        typer.echo(f"secret:     {secret}")
-        typer.echo(f"webhook:    {hub.settings.base_url}/api/v1/webhooks/{kind.value}/", err=True)
+        gateway_id, webhook = gw.id, f"{hub.settings.base_url}/api/v1/webhooks/{kind.value}/"
+    # Printed only after the commit: a secret shown for a gateway that was not stored would mislead.
+    typer.echo(f"gateway id: {gateway_id}")
+    typer.echo(f"secret:     {secret}")
+    typer.echo(f"webhook:    {webhook}", err=True)
 
 
 @gateways.command("list")
@@ -68,7 +70,7 @@ def rotate_secret(gateway: Annotated[str, typer.Argument(help="Gateway id.")]) -
     """Make a new secret (printed once). The old one keeps working until `finish-rotation`."""
     with hub_session() as (hub, session):
         secret = gateway_service.rotate_secret(session, hub.sealer, gateway, actor=CLI_ACTOR, now=utcnow())
-        typer.echo(f"secret:     {secret}")
+    typer.echo(f"secret:     {secret}")
 
 
 @gateways.command("finish-rotation")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
-from sqlalchemy import select
+from sqlalchemy import case, select
 
 from vitalbridge.api.actors import actor_of
 from vitalbridge.api.deps import SessionDep, require_role
@@ -60,9 +60,9 @@ def list_alerts(
         q = q.where(Alert.rule_code == rule)
     if assignee:
         q = q.where(Alert.assignee_user_id == assignee)
-    rows = list(session.scalars(q.order_by(Alert.opened_at, Alert.id)))
-    rows.sort(key=lambda a: -a.severity.rank)  # stable: keeps oldest first within a severity
-    return [AlertOut.of(a) for a in rows[offset : offset + limit]]
+    urgency = case({s.value: s.rank for s in Severity}, value=Alert.severity, else_=-1)
+    rows = session.scalars(q.order_by(urgency.desc(), Alert.opened_at, Alert.id).limit(limit).offset(offset))
+    return [AlertOut.of(a) for a in rows]
 
 
 def _detail(session: SessionDep, alert: Alert) -> AlertDetailOut:
