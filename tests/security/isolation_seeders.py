@@ -15,8 +15,10 @@ A new kind of object is created in ``seed_organization_a``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -47,6 +49,11 @@ PATH_PARAM_KINDS: dict[str, str] = {
     "token_id": "token",
     "patient_id": "patient",
     "message_id": "hl7_message",
+    "device": "device",
+    "reading_id": "reading",
+    "item_id": "quarantine",
+    "alert_id": "alert",
+    "program_id": "program",
 }
 
 QUERY_PARAM_KINDS: dict[str, str] = {
@@ -76,10 +83,40 @@ BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
     ("POST", "/api/v1/users/"): lambda w: {"email": "bob-iso@b.example", "role": "clinician"},
     # A token for A's user, asked for by B: must be refused.
     ("POST", "/api/v1/tokens/"): lambda w: {"role": "admin", "user_id": w.ids["user"]},
+    # B assigning a device of its own to A's patient: must be refused.
+    ("POST", "/api/v1/devices/"): lambda w: {"device_id": "ISOBDEVICE1", "patient_id": w.ids["patient"]},
+    ("POST", "/api/v1/quarantine/{item_id}/dismiss"): lambda w: {"note": "probe"},
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): lambda w: {"note": "probe"},
+    ("POST", "/api/v1/alerts/{alert_id}/resolve"): lambda w: {"note": "probe"},
+    ("POST", "/api/v1/alerts/{alert_id}/assign"): lambda w: {"user_id": None},
+    ("PUT", "/api/v1/patients/{patient_id}/thresholds"): lambda w: {},
+    ("PUT", "/api/v1/programs/{program_id}/rules"): lambda w: {},
 }
 
 CustomProbe = Callable[[httpx.Client, World], None]
-CUSTOM_PROBES: dict[tuple[str, str], CustomProbe] = {}
+
+
+def _probe_webhook(client: httpx.Client, world: World) -> None:
+    """Webhooks carry no API token: B cannot post for A's gateway without A's secret."""
+    body = b'{"probe": true}'
+    resp = client.post(
+        "/api/v1/webhooks/mioconnect/",
+        content=body,
+        headers={
+            **world.b_headers,
+            "Content-Type": "application/json",
+            "X-Gateway-Id": world.ids["gateway"],
+            "X-Timestamp": str(int(time.time())),
+            "X-Signature": "0" * 64,
+        },
+    )
+    assert resp.status_code == 401, resp.text
+    assert not [s for s in world.a_strings() if s in resp.text and s != world.ids["gateway"]]
+
+
+CUSTOM_PROBES: dict[tuple[str, str], CustomProbe] = {
+    ("POST", "/api/v1/webhooks/{kind}/"): _probe_webhook,
+}
 
 
 def seed_organization_a(hub: Hub, client: httpx.Client, world: World) -> None:
@@ -129,6 +166,55 @@ def seed_organization_a(hub: Hub, client: httpx.Client, world: World) -> None:
         session.flush()
         world.ids["hl7_message"] = message.id
     world.markers += ["ISOAMRN1", "Aardvark", "ISOACTRL1"]
+    _seed_readings(hub, client, world, org_id)
+
+
+def _seed_readings(hub: Hub, client: httpx.Client, world: World, org_id: str) -> None:
+    """A gateway, a program, an assigned device, a reading that opens an alert, a quarantined body."""
+    from sqlalchemy import select
+
+    from vitalbridge.audit import Actor
+    from vitalbridge.devices import gateway_service
+    from vitalbridge.devices.gateways import GatewayKind
+    from vitalbridge.devices.models import Device, QuarantinedPayload, Reading
+    from vitalbridge.devices.simulator import make_record, post_webhook
+    from vitalbridge.patients.models import Program
+    from vitalbridge.triage.models import Alert
+
+    with hub.sessions() as session, session.begin():
+        gateway, secret = gateway_service.create_gateway(
+            session, hub.sealer, organization_id=org_id, kind=GatewayKind.mioconnect, actor=Actor.service("test")
+        )
+        program = Program(organization_id=org_id, code="ISOAPROG", name="Isolation A program", rules={})
+        session.add(program)
+        session.flush()
+        world.ids["gateway"] = gateway.id
+        world.ids["program"] = program.id
+    resp = client.post(
+        "/api/v1/devices/",
+        json={"device_id": "ISOADEVICE1", "patient_id": world.ids["patient"]},
+        headers=world.a_headers,
+    )
+    assert resp.status_code in (200, 201), resp.text
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    record = make_record(
+        "ISOAREADING1", "ISOADEVICE1", "blood_pressure", at, {"systolic": 191, "diastolic": 95, "unit": "mmHg"}
+    )
+    resp = post_webhook(client, str(client.base_url), gateway.id, secret, record)
+    assert resp.status_code == 202, resp.text
+    bad = make_record(
+        "ISOAREADING2", "ISOADEVICE1", "blood_pressure", at, {"systolic": 900, "diastolic": 95, "unit": "mmHg"}
+    )
+    resp = post_webhook(client, str(client.base_url), gateway.id, secret, bad)
+    assert resp.status_code == 422, resp.text
+    with hub.sessions() as session:
+        world.ids["device"] = session.scalars(select(Device.id).where(Device.organization_id == org_id)).one()
+        world.ids["reading"] = session.scalars(select(Reading.id).where(Reading.organization_id == org_id)).one()
+        world.ids["quarantine"] = session.scalars(
+            select(QuarantinedPayload.id).where(QuarantinedPayload.organization_id == org_id)
+        ).one()
+        world.ids["alert"] = session.scalars(select(Alert.id).where(Alert.organization_id == org_id)).one()
+    world.markers += ["ISOADEVICE1", "ISOAREADING1", "ISOAPROG"]
 
 
 def _org_of_practice(practice_id: str) -> Any:

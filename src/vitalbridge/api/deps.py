@@ -179,6 +179,8 @@ def route_access(dependant: Any) -> frozenset[Role] | str | None:
     return None
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response leaves. The default ("request") commits after the
+# client already has its 2xx, so a failed commit would be a lie and a fast client can read stale data.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 HubDep = Annotated[Hub, Depends(get_hub)]
 AdminDep = Annotated[Principal, Depends(require_role(Role.admin))]
