@@ -1,0 +1,1 @@
+"""Benchmarks (DESIGN: timings are measured here, never asserted in tests)."""
