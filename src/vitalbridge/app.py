@@ -17,9 +17,11 @@ from vitalbridge.api.health import router as health_router
 from vitalbridge.lifecycle import start_services, stop_services
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.settings import Settings, load_settings
+from vitalbridge.smart.views import jwks_router
+from vitalbridge.smart.views import router as smart_router
 from vitalbridge.tenancy.views import router as practices_router
 
-ROUTERS = [health_router, practices_router]
+ROUTERS = [health_router, practices_router, jwks_router, smart_router]
 
 
 def create_app(settings: Settings | None = None, *, hub: Hub | None = None, background: bool = True) -> FastAPI:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from vitalbridge.cli import hub_commands, sandbox_commands, tenancy_commands
+from vitalbridge.cli import hub_commands, sandbox_commands, smart_commands, tenancy_commands
 
 app = typer.Typer(
     name="vitalbridge",
@@ -16,6 +16,7 @@ app = typer.Typer(
 hub_commands.register(app)
 tenancy_commands.register(app)
 sandbox_commands.register(app)
+smart_commands.register(app)
 
 
 def main() -> None:
