@@ -186,6 +186,36 @@ def post_token(
     return replace(TokenResponse.parse(body, ctx.requested_scope), kid=auth.kid)
 
 
+def post_revocation(
+    http: httpx.Client, form: dict[str, str], auth: ClientAuth, ctx: TokenContext, *, timeout: float = 30.0
+) -> None:
+    """RFC 7009 §2.1: revoke a token. 200 means done (also for tokens the server never knew)."""
+    try:
+        resp = http.post(
+            ctx.token_url,
+            data={**form, **auth.form},
+            auth=auth.httpx_auth() or httpx.USE_CLIENT_DEFAULT,
+            headers={"Accept": "application/json"},
+            timeout=timeout,
+        )
+    except httpx.TransportError as exc:
+        raise EhrAuthUnavailable(
+            f"the revocation endpoint {ctx.token_url} is unreachable ({type(exc).__name__})"
+        ) from None
+    if resp.status_code == 200:
+        return
+    if resp.status_code >= 500:
+        raise EhrAuthUnavailable(
+            f"the revocation endpoint {ctx.token_url} failed with HTTP {resp.status_code}", status_code=resp.status_code
+        )
+    try:
+        body: Any = resp.json()
+    except ValueError:
+        body = None
+    error = str(body.get("error") or "") if isinstance(body, dict) else ""
+    raise auth_error(error or "invalid_request", _description(body), ctx, resp.status_code)
+
+
 def _raise_unexpected(status: int, ctx: TokenContext) -> TokenResponse:
     raise EhrAuthError(
         f"the token endpoint {ctx.token_url} answered HTTP {status} without an OAuth error; "

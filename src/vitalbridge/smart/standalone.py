@@ -33,12 +33,20 @@ from vitalbridge.db.base import utcnow
 from vitalbridge.db.locking import for_update
 from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.ehr.ratelimit import RateLimiter
-from vitalbridge.errors import BadRequest, EhrAuthError, VitalbridgeError
+from vitalbridge.errors import BadRequest, EhrAuthError, NotFound, VitalbridgeError
 from vitalbridge.smart.client_auth import ClientAuthenticator
 from vitalbridge.smart.discovery import discover
-from vitalbridge.smart.models import VERIFIER_PURPOSE, GrantKind, LaunchState
-from vitalbridge.smart.oauth import TokenContext, TokenResponse, post_token
-from vitalbridge.smart.token_cache import AccessToken, TokenCache
+from vitalbridge.smart.models import (
+    ACCESS_TOKEN_PURPOSE,
+    REFRESH_TOKEN_PURPOSE,
+    VERIFIER_PURPOSE,
+    EhrToken,
+    GrantKind,
+    GrantStatus,
+    LaunchState,
+)
+from vitalbridge.smart.oauth import TokenContext, TokenResponse, post_revocation, post_token
+from vitalbridge.smart.token_cache import STANDALONE_KEY, AccessToken, TokenCache
 from vitalbridge.tenancy.models import Practice
 
 CALLBACK_PATH = "/api/v1/ecw/auth/callback/"
@@ -336,3 +344,82 @@ class StandaloneFlow:
 
     def invalidate(self, conn: PracticeConnection, token: AccessToken) -> bool:
         return self.cache.invalidate(conn, GrantKind.standalone, (), token.generation)
+
+    # -- disconnecting -------------------------------------------------------------------------
+
+    def revoke(self, conn: PracticeConnection, *, actor: str) -> bool:
+        """Disconnect the practice's standalone grant: revoke it at the EHR (RFC 7009, endpoint
+        from the SMART configuration) and forget it here. Returns whether the EHR confirmed."""
+        with self._sessions() as session, session.begin():
+            row = session.scalar(
+                for_update(
+                    session,
+                    select(EhrToken).where(
+                        EhrToken.practice_id == conn.id,
+                        EhrToken.kind == GrantKind.standalone,
+                        EhrToken.scope_key == STANDALONE_KEY,
+                    ),
+                )
+            )
+            if row is None:
+                raise NotFound(f"practice {conn.practice_code} has no standalone authorization to revoke")
+            if row.status is GrantStatus.revoked:
+                return False
+            sealed, purpose, hint = row.refresh_token_sealed, REFRESH_TOKEN_PURPOSE, "refresh_token"
+            if sealed is None:
+                sealed, purpose, hint = row.access_token_sealed, ACCESS_TOKEN_PURPOSE, "access_token"
+            token = self._sealer.open_text(sealed, purpose) if sealed is not None else None
+        confirmed = False
+        error: VitalbridgeError | None = None
+        started = time.perf_counter()
+        if token is not None:
+            try:
+                endpoint = discover(self._http, conn.fhir_base_url, timeout=conn.request_timeout_s).revocation_endpoint
+                if endpoint:
+                    self._limiter.acquire(conn)
+                    # OpenID Connect Core §9: the assertion's audience is the token endpoint,
+                    # whichever endpoint of the authorization server it is presented to.
+                    auth = self._authenticator.for_practice(conn, conn.token_url)
+                    ctx = TokenContext(
+                        token_url=endpoint,
+                        grant_type="revocation",
+                        client_id=conn.client_id,
+                        auth_method=conn.auth_method,
+                        requested_scope="",
+                        kid=auth.kid,
+                        jwks_url=self._jwks_url,
+                    )
+                    post_revocation(self._http, {"token": token, "token_type_hint": hint}, auth, ctx)
+                    confirmed = True
+            except VitalbridgeError as exc:
+                # Forgetting the grant locally still disconnects the hub; the EHR's copy expires.
+                error = exc
+        with self._sessions() as session, session.begin():
+            row = session.scalar(
+                for_update(
+                    session,
+                    select(EhrToken).where(
+                        EhrToken.practice_id == conn.id,
+                        EhrToken.kind == GrantKind.standalone,
+                        EhrToken.scope_key == STANDALONE_KEY,
+                    ),
+                )
+            )
+            if row is not None:
+                row.status = GrantStatus.revoked
+                row.status_reason = f"disconnected by {actor}" + ("" if confirmed else " (not confirmed by the EHR)")
+                row.access_token_sealed = None
+                row.refresh_token_sealed = None
+                row.expires_at = None
+                row.renew_at = None
+            audit.record(
+                session,
+                action="ehr.token.revoke",
+                outcome=audit.Outcome.success if confirmed else audit.Outcome.failure,
+                actor=actor,
+                organization_id=conn.organization_id,
+                practice_id=conn.id,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                detail={"confirmed_by_ehr": confirmed, "error": error.error_code if error else None},
+            )
+        return confirmed

@@ -136,3 +136,11 @@ def post_test_jwt(hub: HubDep, principal: IntegrationDep, body: PracticeRef | No
 def post_test_connection(hub: HubDep, principal: IntegrationDep, body: PracticeRef | None = None) -> dict[str, Any]:
     conn = _connection(hub, principal, body.practice if body else None)
     return check_connection(ehr_client(hub), conn)
+
+
+@router.post("/auth/revoke/", summary="Disconnect the standalone grant (RFC 7009 revocation)")
+def revoke(hub: HubDep, principal: AdminDep, body: PracticeRef | None = None) -> dict[str, Any]:
+    conn = _connection(hub, principal, body.practice if body else None)
+    actor = f"user:{principal.user_id}" if principal.user_id else f"token:{principal.token_id}"
+    confirmed = smart_for(hub).standalone.revoke(conn, actor=actor)
+    return {"status": "revoked", "practice": conn.practice_code, "confirmed_by_ehr": confirmed}
