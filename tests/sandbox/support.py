@@ -24,9 +24,7 @@ from vitalbridge.sandbox.config import SandboxConfig
 PRACTICE = "JAFJCD"
 OTHER_PRACTICE = "PRAC2"
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-CATEGORY = {
-    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]
-}
+CATEGORY = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}
 BACKEND_SCOPES = ["system/Patient.read", "system/Observation.read", "system/Observation.write"]
 
 
