@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -89,6 +89,8 @@ class CallTarget:
     resource_type: str | None
     resource_ids: tuple[str, ...]
     interaction: Interaction
+    # Names of query parameters already in the URL (a paging link's), for the audit trail.
+    query_names: tuple[str, ...] = ()
 
 
 def describe(method: str, relative: str) -> tuple[str | None, tuple[str, ...], Interaction]:
@@ -316,7 +318,8 @@ class EhrClient:
             url = f"{base}/{relative}"
         rtype, ids, interaction = describe(method, relative)
         given_ids = tuple(resource_ids)
-        return CallTarget(url, resource_type or rtype, given_ids or ids, interaction)
+        names = tuple(sorted({name for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}))
+        return CallTarget(url, resource_type or rtype, given_ids or ids, interaction, names)
 
     def _token(self, conn: PracticeConnection, grant: GrantKind, scopes: tuple[str, ...] | None) -> AccessToken:
         if grant is GrantKind.standalone:
@@ -426,9 +429,10 @@ class EhrClient:
         created_id: str | None = None,
     ) -> None:
         detail: dict[str, Any] = {"method": method.upper(), "interaction": target.interaction.value, "attempt": attempt}
-        if params:
+        names = set(params or ()) | set(target.query_names)
+        if names:
             # Names only: values can be a patient's name, birth date or MRN.
-            detail["params"] = sorted(params)
+            detail["params"] = sorted(names)
         if isinstance(error, str):
             detail["error"] = error
         elif error is not None:
