@@ -1,8 +1,9 @@
 """Sandbox tests: every peer is a real server on loopback (ServerThread), no database needed.
 
-``sandbox`` is the session's default sandbox, reset before each test (two practices, 120 patients, export jobs that finish
-at once); ``make_sandbox`` starts one with other settings. ``jwks_server`` is a tiny JWKS host
-whose keys a test can change, and which counts how often the sandbox fetched them.
+``sandbox`` is the session's default sandbox, reset before each test (two practices, 120
+patients, export jobs that finish at once); ``make_sandbox`` starts one with other settings.
+``jwks_server`` is a tiny JWKS host whose keys a test can change, and which counts how often
+the sandbox fetched them.
 """
 
 from __future__ import annotations

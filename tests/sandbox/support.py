@@ -191,9 +191,16 @@ class Sandbox:
         token: str = resp.json()["access_token"]
         return token
 
-    def get(self, path: str, token: str | None, practice: str = PRACTICE, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return self.http.get(f"/fhir/r4/{practice}/{path}", headers=headers, **kwargs)
+    def get(
+        self,
+        path: str,
+        token: str | None,
+        practice: str = PRACTICE,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.http.get(f"/fhir/r4/{practice}/{path}", headers=auth | (headers or {}), **kwargs)
 
     def post_observation(
         self, token: str, resource: dict[str, Any], practice: str = PRACTICE, **headers: str

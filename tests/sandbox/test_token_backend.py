@@ -88,10 +88,7 @@ REFUSALS: dict[str, tuple[AssertionFactory, str]] = {
     "alg RS256": (_rs256_with_same_modulus, "RS384"),
     "signed by another key": (lambda k, aud: signed_assertion(new_key(k.kid), CLIENT, aud), "signature"),
     "wrong aud": (lambda k, aud: signed_assertion(k, CLIENT, "https://oauthserver.example/token"), "aud"),
-    "aud is the FHIR base": (
-        lambda k, aud: signed_assertion(k, CLIENT, aud.replace("oauth/oauth2/token", "fhir/r4/JAFJCD")),
-        "aud",
-    ),
+    "aud is not the token URL": (lambda k, aud: signed_assertion(k, CLIENT, aud.replace("token", "authorize")), "aud"),
     "lifetime over 300 s": (lambda k, aud: signed_assertion(k, CLIENT, aud, exp=_now() + 400, iat=_now()), "300"),
     "exp far ahead without iat": (lambda k, aud: signed_assertion(k, CLIENT, aud, exp=_now() + 3600, iat=None), "300"),
     "expired": (lambda k, aud: signed_assertion(k, CLIENT, aud, iat=_now() - 400, exp=_now() - 100), "expired"),
@@ -165,15 +162,12 @@ def test_unregistered_scope_is_invalid_scope_naming_it(sandbox: Sandbox, key: RS
 
 def test_user_scopes_are_not_granted_by_client_credentials(sandbox: Sandbox) -> None:
     sandbox.register_keyed("mixed", scopes=["system/Patient.read", "user/Patient.read"])
-    form = sandbox.assertion_form(
-        signed_assertion(sandbox.keys["mixed"], "mixed", sandbox.token_url), "user/Patient.read"
-    )
+    key = sandbox.keys["mixed"]
+    form = sandbox.assertion_form(signed_assertion(key, "mixed", sandbox.token_url), "user/Patient.read")
     resp = sandbox.request_token(form)
     assert resp.json()["error"] == "invalid_scope"
     # An empty scope means every registered system/ scope, and nothing else.
-    token = sandbox.request_token(
-        sandbox.assertion_form(signed_assertion(sandbox.keys["mixed"], "mixed", sandbox.token_url))
-    )
+    token = sandbox.request_token(sandbox.assertion_form(signed_assertion(key, "mixed", sandbox.token_url)))
     assert token.json()["scope"] == "system/Patient.read"
 
 

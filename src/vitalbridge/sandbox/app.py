@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exception_handlers import http_exception_handler
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -63,6 +65,7 @@ def create_sandbox_app(config: SandboxConfig) -> FastAPI:
     app.state.sandbox = state
     app.add_exception_handler(OAuthError, oauth_error_handler)
     app.add_exception_handler(FhirError, fhir_error_handler)
+    app.add_exception_handler(HTTPException, _routing_error)
     app.add_exception_handler(Exception, _unexpected)
 
     # Bulk routes first: `Patient/$export` must not be read as `Patient/{id}`.
@@ -77,6 +80,19 @@ def create_sandbox_app(config: SandboxConfig) -> FastAPI:
             CORSMiddleware, allow_origins=list(config.allowed_origins), allow_methods=["*"], allow_headers=["*"]
         )
     return app
+
+
+async def _routing_error(request: Request, exc: Exception) -> Response:
+    """Unknown FHIR paths and methods still answer with an OperationOutcome."""
+    assert isinstance(exc, HTTPException)
+    if practice_of(request.url.path) is None:
+        return await http_exception_handler(request, exc)
+    if exc.status_code == 405:
+        message = f"{request.method} is not supported on {request.url.path}"
+        return outcome_response(405, "not-supported", message, exc.headers)
+    if exc.status_code == 404:
+        return outcome_response(404, "not-supported", f"no such FHIR endpoint: {request.url.path}")
+    return outcome_response(exc.status_code, "processing", str(exc.detail), exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -168,7 +168,8 @@ def _search(state: SandboxState, practice: str, query: Query) -> list[dict[str, 
 
     def narrow(found: list[str]) -> None:
         nonlocal ids
-        ids = found if ids is None else [i for i in ids if i in set(found)]
+        keep = set(found)
+        ids = found if ids is None else [i for i in ids if i in keep]
 
     for name, value in query.params:
         if name in ("patient", "subject"):

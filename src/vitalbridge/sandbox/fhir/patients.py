@@ -97,11 +97,14 @@ async def search_patients(practice: str, request: Request) -> Response:
         candidates = _by_identifier(state, practice, value, candidates)
 
     tests = [_predicate(name, value) for name, value in query.params if name not in ("_id", "identifier")]
-    matches = [
-        i
-        for i in candidates
-        if visible(state, practice, i) and all(test(s) for s in [patients.summary(i)] for test in tests)
-    ]
+
+    def keep(index: int) -> bool:
+        if not visible(state, practice, index):
+            return False
+        # Only compute the patient when a parameter needs its fields: paging 100k is cheap.
+        return not tests or all(test(summary) for summary in [patients.summary(index)] for test in tests)
+
+    matches = [i for i in candidates if keep(i)]
     page = matches[query.offset : query.offset + query.count]
     resources = [patient_resource(state, practice, i) for i in page]
     return fhir_json(searchset(fhir_base(request, practice), "Patient", query, len(matches), resources))
@@ -120,7 +123,7 @@ def _by_identifier(state: SandboxState, practice: str, value: str, candidates: S
     while survivor is not None:  # the old MRN travels to the survivor (use: old)
         found.add(survivor)
         survivor = state.merges.survivor_of_mrn(practice, survivor)
-    return [i for i in candidates if i in found] if not isinstance(candidates, range) else sorted(found)
+    return [i for i in sorted(found) if i in candidates]
 
 
 def _predicate(name: str, value: str) -> Callable[[PatientSummary], bool]:

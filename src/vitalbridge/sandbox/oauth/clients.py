@@ -55,9 +55,11 @@ class ClientIn(BaseModel):
             from joserfc.jwk import KeySet
 
             try:
-                KeySet.import_key_set(self.jwks)  # type: ignore[arg-type]
+                keys = KeySet.import_key_set(self.jwks)  # type: ignore[arg-type]
             except Exception as exc:
                 raise ValueError(f"jwks is not a JWK Set: {exc}") from exc
+            # Keep public members only: a private key pasted here by mistake is never stored or echoed.
+            self.jwks = dict(keys.as_dict(private=False))
         if not (self.jwks_url or self.jwks or self.client_secret) and not self.redirect_uris:
             raise ValueError("a public client (no jwks_url, jwks or client_secret) needs redirect_uris")
         return self

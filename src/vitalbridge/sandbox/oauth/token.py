@@ -90,28 +90,35 @@ def _practices_charged(
 @router.post(TOKEN_PATH)
 async def token_endpoint(request: Request) -> Response:
     state = sandbox_state(request)
-    form = await read_form(request)
-    grant_type = form.get("grant_type", "")
-    client_id = presented_client_id(request, form)
-    state.stats.token_request(client_id, grant_type)
     try:
-        practices = _practices_charged(request, state, form, client_id)
-        wait = state.limiter.acquire(practices)
-        state.stats.charged(practices)
-        if wait is not None:
-            for p in practices:
-                state.stats.count("rate_limited_by_practice", p)
-            raise TemporarilyUnavailable(
-                f"rate limit of {state.config.rate_limit_per_minute} calls/min reached for practice "
-                f"{', '.join(practices)}; retry after {wait} s",
-                headers={"Retry-After": str(wait)},
-            )
-        body = await _grant(request, state, form, grant_type)
+        body = await _token(request, state)
     except OAuthError as exc:
         state.stats.count("token_errors", exc.error)
         raise
     state.stats.count("tokens_issued")
     return oauth_json(body)
+
+
+async def _token(request: Request, state: SandboxState) -> dict[str, Any]:
+    form: dict[str, str] = {}
+    try:
+        form = await read_form(request)
+    finally:
+        # Counted even when the body is unreadable: every call reaches eCW's counters.
+        client_id = presented_client_id(request, form)
+        state.stats.token_request(client_id, form.get("grant_type", ""))
+    practices = _practices_charged(request, state, form, client_id)
+    wait = state.limiter.acquire(practices)
+    state.stats.charged(practices)
+    if wait is not None:
+        for p in practices:
+            state.stats.count("rate_limited_by_practice", p)
+        raise TemporarilyUnavailable(
+            f"rate limit of {state.config.rate_limit_per_minute} calls/min reached for practice "
+            f"{', '.join(practices)}; retry after {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    return await _grant(request, state, form, form.get("grant_type", ""))
 
 
 async def _grant(request: Request, state: SandboxState, form: Mapping[str, str], grant_type: str) -> dict[str, Any]:
