@@ -215,7 +215,9 @@ class TokenCache:
                 self._sleep(poll)
                 poll = min(poll * 1.5, 0.25)
                 continue
-            return self._renew(conn, kind, key, scope_tuple, owner, refresh, fetch, grant_type, fallback=current)
+            # A forced renewal reports its failure; a routine one falls back to the current token.
+            fallback = None if forced_generation is not None else current
+            return self._renew(conn, kind, key, scope_tuple, owner, refresh, fetch, grant_type, fallback=fallback)
 
     # -- renewing ------------------------------------------------------------------------------
 
