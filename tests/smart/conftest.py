@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from joserfc.jwk import RSAKey
 
 from tests.sandbox.support import PRACTICE, Sandbox
 from tests.support import Tenant, make_tenant
@@ -91,22 +92,44 @@ def sandbox_options() -> dict[str, Any]:
     return {}
 
 
+@pytest.fixture(scope="session")
+def hub_key_pem() -> bytes:
+    """One RSA key for the suite: generating 2048-bit keys per test costs more than the tests."""
+    return RSAKey.generate_key(2048).as_pem(private=True)
+
+
+@pytest.fixture(scope="session")
+def default_sandbox() -> Iterator[Sandbox]:
+    config = SandboxConfig(**SANDBOX_DEFAULTS)
+    with ServerThread(create_sandbox_app(config)) as url, httpx.Client(base_url=url, timeout=30) as http:
+        yield Sandbox(url, http, config)
+
+
 @pytest.fixture
-def smart_env(hub: Hub, sandbox_options: dict[str, Any]) -> Iterator[SmartEnv]:
+def smart_env(
+    hub: Hub, sandbox_options: dict[str, Any], hub_key_pem: bytes, default_sandbox: Sandbox
+) -> Iterator[SmartEnv]:
     with ExitStack() as stack:
-        config = SandboxConfig(**{**SANDBOX_DEFAULTS, **sandbox_options})
-        sandbox_url = stack.enter_context(ServerThread(create_sandbox_app(config)))
-        sandbox_http = stack.enter_context(httpx.Client(base_url=sandbox_url, timeout=30))
-        sandbox = Sandbox(sandbox_url, sandbox_http, config)
+        if sandbox_options:
+            config = SandboxConfig(**{**SANDBOX_DEFAULTS, **sandbox_options})
+            sandbox_url = stack.enter_context(ServerThread(create_sandbox_app(config)))
+            sandbox_http = stack.enter_context(httpx.Client(base_url=sandbox_url, timeout=30))
+            sandbox = Sandbox(sandbox_url, sandbox_http, config)
+        else:
+            sandbox = Sandbox(default_sandbox.url, default_sandbox.http, default_sandbox.config)
+            # Clients, tokens, grants, faults, stats and rate buckets from earlier tests are gone.
+            assert sandbox.http.post("/_sandbox/reset", json={"clients": True}).status_code == 200
         server = ServerThread(create_app(hub=hub, background=False))
         # The hub's own URL is only known once its socket is bound: it goes into the JWKS URL
         # and the redirect URI, as VB_PUBLIC_URL would in production.
         hub.settings.public_url = server.url
+        # The hub-wide ceiling (ECW_RATE_LIMIT, 10/s) would pace these tests; it has its own tests.
+        hub.settings.ecw_rate_limit = 10_000.0
         hub_url = stack.enter_context(server)
         api = stack.enter_context(httpx.Client(base_url=hub_url, timeout=60))
         tenant = make_tenant(hub, "Clinic A")
         with hub.sessions() as session, session.begin():
-            keys.ensure_signing_key(session, hub.sealer)
+            keys.import_key(session, hub.sealer, hub_key_pem, grace_s=0)
         env = SmartEnv(hub, hub_url, api, sandbox, tenant, None, stack)  # type: ignore[arg-type]
         env.practice = env.add_practice()
         env.register_client()

@@ -8,6 +8,7 @@ access tokens, never hub API tokens, and says so in its help.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -47,6 +48,19 @@ def keys_generate(
     with hub_session() as (hub, session):
         row = keyring.generate_key(session, hub.sealer, key_size=size or hub.settings.key_size)
         typer.echo(row.kid)
+
+
+@keys.command("import")
+def keys_import(
+    pem: Annotated[Path, typer.Argument(help="RSA private key, PEM (e.g. from `openssl genrsa 2048`).")],
+    now: Annotated[bool, typer.Option("--now", help="Sign with it immediately when another key is active.")] = False,
+) -> None:
+    """Use an existing key pair (one already registered with an EHR); prints its kid."""
+    with hub_session() as (hub, session):
+        row = keyring.import_key(
+            session, hub.sealer, pem.read_bytes(), grace_s=hub.settings.key_rotation_grace_s, immediate=now
+        )
+        typer.echo(f"{row.kid}\t{row.state.value}")
 
 
 @keys.command("list")

@@ -84,6 +84,35 @@ def generate_key(session: Session, sealer: Sealer, *, key_size: int = MIN_KEY_SI
     return _store(session, sealer, new_key_pair(key_size), KeyState.active, now=now)
 
 
+def import_key(session: Session, sealer: Sealer, pem: bytes, *, grace_s: int, immediate: bool = False) -> SigningKey:
+    """Bring an existing RSA private key (PEM), e.g. one already registered with an EHR by kid.
+
+    With no key signing yet it becomes the active key; otherwise it is rotated in like a new one.
+    """
+    try:
+        key = RSAKey.import_key(pem)
+    except Exception as exc:  # noqa: BLE001 - any parse failure means "not an RSA private key PEM"
+        raise ConfigurationError(f"not an RSA private key in PEM form ({type(exc).__name__})") from None
+    if not key.is_private:
+        raise ConfigurationError("the PEM holds a public key; import the private key")
+    if key.raw_value.key_size < MIN_KEY_SIZE:
+        raise ConfigurationError(f"RSA keys for RS384 must have at least {MIN_KEY_SIZE} bits")
+    now = utcnow()
+    promote_due_keys(session, now=now)
+    if session.get(SigningKey, key.thumbprint()) is not None:
+        raise Conflict(f"key {key.thumbprint()} is already known")
+    if _select_keys(session, KeyState.next):
+        raise Conflict("a rotation is already pending; finish it (`vitalbridge keys rotate --now`) first")
+    if not _select_keys(session, KeyState.active):
+        return _store(session, sealer, key, KeyState.active, now=now)
+    row = _store(session, sealer, key, KeyState.next, now=now)
+    if immediate or grace_s <= 0:
+        _switch(session, row, now)
+    else:
+        row.activate_at = now + timedelta(seconds=grace_s)
+    return row
+
+
 def ensure_signing_key(session: Session, sealer: Sealer, *, key_size: int = MIN_KEY_SIZE) -> SigningKey:
     """The active key, generating one when there is none (used by ``make run``)."""
     promote_due_keys(session, now=utcnow())
