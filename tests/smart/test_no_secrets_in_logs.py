@@ -80,8 +80,8 @@ def test_no_secret_reaches_any_log_line(smart_env: SmartEnv, captured: Capture) 
     errors: list[str] = []
     client = env.client()
 
-    # Backend services with private_key_jwt, a 401 and its renewal.
-    client.get(env.practice, "Patient", params={"_count": 2})
+    # Backend services with private_key_jwt, a 401 and its renewal; a search by name and birth date.
+    client.get(env.practice, "Patient", params={"family": "Quarrington", "birthdate": "1957-03-09"})
     secrets |= stored_secrets(env)
     env.sandbox.http.post("/_sandbox/reset", json={"clients": False})
     client.get(env.practice, "metadata")
@@ -122,6 +122,10 @@ def test_no_secret_reaches_any_log_line(smart_env: SmartEnv, captured: Capture) 
     assert "HTTP Request: POST" in text
     assert "token request grant=client_credentials" in text
     assert len(secrets) > 10
+    # Search values are PHI: httpx's own request lines lose their query string.
+    assert "Patient?…" in text
+    assert "Quarrington" not in text
+    assert "1957-03-09" not in text
     leaked = [s for s in secrets if s in text]
     assert leaked == []
     assert JWT_SHAPED.findall(text) == []

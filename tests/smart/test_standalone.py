@@ -238,3 +238,32 @@ def test_state_is_not_stored_in_clear(smart_env: SmartEnv) -> None:
     with smart_env.hub.engine.connect() as conn:
         rows = " ".join(str(r) for r in conn.execute(text("SELECT * FROM smart_launch_states")))
     assert started["state"] not in rows
+
+
+def test_tokens_at_rest_are_unreadable_without_the_kek(smart_env: SmartEnv) -> None:
+    from vitalbridge.crypto.sealing import Sealer
+    from vitalbridge.errors import ConfigurationError
+    from vitalbridge.smart.models import ACCESS_TOKEN_PURPOSE
+
+    env = smart_env
+    connect(env)
+    env.client().get(env.practice, "metadata")  # a backend token too
+    with env.hub.engine.connect() as conn:
+        rows = conn.execute(text("SELECT kind, access_token_sealed, refresh_token_sealed FROM smart_tokens")).all()
+    assert {r[0] for r in rows} == {"backend", "standalone"}
+    stranger = Sealer(b"\x02" * 32)
+    for _kind, access_sealed, refresh_sealed in rows:
+        access = env.hub.sealer.open_text(bytes(access_sealed), ACCESS_TOKEN_PURPOSE)
+        assert access.encode() not in bytes(access_sealed)
+        with pytest.raises(ConfigurationError):
+            stranger.open(bytes(access_sealed), ACCESS_TOKEN_PURPOSE)
+        if refresh_sealed is not None:
+            refresh = env.hub.sealer.open_text(bytes(refresh_sealed), REFRESH_TOKEN_PURPOSE)
+            assert refresh.encode() not in bytes(refresh_sealed)
+            with pytest.raises(ConfigurationError):
+                stranger.open(bytes(refresh_sealed), REFRESH_TOKEN_PURPOSE)
+    # And a whole-table dump shows none of them either.
+    with env.hub.engine.connect() as conn:
+        dump = repr(conn.execute(text("SELECT * FROM smart_tokens")).all())
+    for _kind, access_sealed, _refresh in rows:
+        assert env.hub.sealer.open_text(bytes(access_sealed), ACCESS_TOKEN_PURPOSE) not in dump

@@ -27,6 +27,7 @@ import enum
 import json as jsonlib
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -38,6 +39,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from vitalbridge import audit
+from vitalbridge.ehr import logfilter, metrics
 from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.ehr.headers import parse_retry_after
 from vitalbridge.ehr.outcome import bearer_error, outcome_text
@@ -64,6 +66,7 @@ FHIR_JSON = "application/fhir+json"
 DEFAULT_ACTOR = audit.Actor.service("ehr-client")
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _EXTRA = "ehr_client"
+_CREATE_LOCK = threading.Lock()
 
 
 class Interaction(enum.StrEnum):
@@ -151,6 +154,7 @@ class EhrResponse:
 
 class EhrClient:
     def __init__(self, hub: Hub, smart: Smart | None = None) -> None:
+        logfilter.install()
         self._hub = hub
         self.smart = smart or smart_for(hub)
         self._http = self.smart.http
@@ -441,6 +445,10 @@ class EhrClient:
         if created_id and created_id not in ids:
             ids.append(created_id)
         outcome = audit.Outcome.success if error is None else audit.Outcome.failure
+        metrics.EHR_REQUESTS.labels(target.interaction.value, metrics.result_of(status)).inc()
+        metrics.EHR_LATENCY.labels(target.interaction.value).observe(latency_ms / 1000)
+        if status == 429:
+            metrics.RATE_LIMITED.labels("ehr").inc()
         with self._hub.sessions() as session, session.begin():
             audit.record(
                 session,
@@ -499,9 +507,10 @@ def _transport_error(conn: PracticeConnection, method: str, target: CallTarget, 
 
 def ehr_client(hub: Hub) -> EhrClient:
     """The hub's shared client (one HTTP pool, one token cache view)."""
-    existing = hub.extras.get(_EXTRA)
-    if isinstance(existing, EhrClient):
-        return existing
-    client = EhrClient(hub)
-    hub.extras[_EXTRA] = client
-    return client
+    with _CREATE_LOCK:
+        existing = hub.extras.get(_EXTRA)
+        if isinstance(existing, EhrClient):
+            return existing
+        client = EhrClient(hub)
+        hub.extras[_EXTRA] = client
+        return client

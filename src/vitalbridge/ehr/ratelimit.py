@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vitalbridge.db.locking import get_or_create_locked
 from vitalbridge.ehr.connection import PracticeConnection
+from vitalbridge.ehr.metrics import RATE_LIMITED
 from vitalbridge.ehr.models import RateBucket
 from vitalbridge.errors import RateLimited
 
@@ -121,6 +122,7 @@ class RateLimiter:
             if wait == 0.0:
                 return waited
             if waited + wait > limit:
+                RATE_LIMITED.labels("hub").inc()
                 raise RateLimited(
                     f"the EHR rate limit for practice {conn.practice_code} is used up; retry in {wait:.1f} s",
                     retry_after=wait,

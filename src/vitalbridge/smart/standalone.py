@@ -32,6 +32,7 @@ from vitalbridge.crypto.sealing import Sealer
 from vitalbridge.db.base import utcnow
 from vitalbridge.db.locking import for_update
 from vitalbridge.ehr.connection import PracticeConnection
+from vitalbridge.ehr.metrics import TOKEN_REQUESTS
 from vitalbridge.ehr.ratelimit import RateLimiter
 from vitalbridge.errors import BadRequest, EhrAuthError, NotFound, VitalbridgeError
 from vitalbridge.smart.client_auth import ClientAuthenticator
@@ -259,8 +260,10 @@ class StandaloneFlow:
         try:
             response = post_token(self._http, form, auth, ctx, timeout=conn.request_timeout_s)
         except VitalbridgeError as exc:
+            TOKEN_REQUESTS.labels("authorization_code", "failure").inc()
             self._audit_exchange(conn, exc, (time.perf_counter() - started) * 1000)
             raise
+        TOKEN_REQUESTS.labels("authorization_code", "success").inc()
         with self._sessions() as session, session.begin():
             self.cache.save_standalone_grant(
                 session,

@@ -35,6 +35,7 @@ from vitalbridge.crypto.sealing import Sealer
 from vitalbridge.db.base import new_id, utcnow
 from vitalbridge.db.locking import for_update, get_or_create_locked
 from vitalbridge.ehr.connection import PracticeConnection
+from vitalbridge.ehr.metrics import TOKEN_REQUESTS
 from vitalbridge.errors import EhrAuthError, EhrAuthUnavailable, VitalbridgeError
 from vitalbridge.smart.models import (
     ACCESS_TOKEN_PURPOSE,
@@ -257,6 +258,7 @@ class TokenCache:
                 row.lease_until = None
             if kind is GrantKind.backend:
                 self._backend_status(session, conn.id, success=True, kid=response.kid)
+            TOKEN_REQUESTS.labels(grant_type, "success").inc()
             audit.record(
                 session,
                 action="ehr.token",
@@ -329,6 +331,7 @@ class TokenCache:
                     row.renew_at = None
             if kind is GrantKind.backend:
                 self._backend_status(session, conn.id, success=False, error=exc)
+            TOKEN_REQUESTS.labels(grant_type, "failure").inc()
             audit.record(
                 session,
                 action="ehr.token",
