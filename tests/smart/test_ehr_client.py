@@ -193,3 +193,12 @@ def test_stream_reads_a_large_response_lazily(smart_env: SmartEnv) -> None:
 )
 def test_describe(method: str, path: str, expected: tuple[Any, ...]) -> None:
     assert describe(method, path) == expected
+
+
+def test_429_from_the_token_endpoint_holds_the_practice(smart_env: SmartEnv) -> None:
+    faults(smart_env, rate_429=1.0, retry_after_s=9, apply_to_token=True)
+    with pytest.raises(EhrRateLimited) as limited:
+        smart_env.client().get(smart_env.practice, "metadata")
+    assert limited.value.retry_after == pytest.approx(9.0)
+    wait = smart_env.smart.limiter.try_acquire(smart_env.practice)
+    assert 8.0 < wait <= 9.0

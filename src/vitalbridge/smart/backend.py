@@ -11,6 +11,7 @@ import httpx
 
 from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.ehr.ratelimit import RateLimiter
+from vitalbridge.errors import EhrRateLimited
 from vitalbridge.smart.client_auth import ClientAuthenticator
 from vitalbridge.smart.models import GrantKind
 from vitalbridge.smart.oauth import TokenContext, TokenResponse, post_token
@@ -53,9 +54,14 @@ class BackendTokens:
             kid=auth.kid,
             jwks_url=self.jwks_url,
         )
-        return post_token(
-            self._http, {"grant_type": GRANT_TYPE, "scope": scope}, auth, ctx, timeout=conn.request_timeout_s
-        )
+        try:
+            return post_token(
+                self._http, {"grant_type": GRANT_TYPE, "scope": scope}, auth, ctx, timeout=conn.request_timeout_s
+            )
+        except EhrRateLimited as exc:
+            # The token endpoint shares the practice's budget: hold the whole practice back.
+            self._limiter.slow_down(conn.id, exc.retry_after)
+            raise
 
     def token(
         self, conn: PracticeConnection, scopes: Iterable[str] | None = None, *, force: bool = False

@@ -34,7 +34,7 @@ from vitalbridge.db.locking import for_update
 from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.ehr.metrics import TOKEN_REQUESTS
 from vitalbridge.ehr.ratelimit import RateLimiter
-from vitalbridge.errors import BadRequest, EhrAuthError, NotFound, VitalbridgeError
+from vitalbridge.errors import BadRequest, EhrAuthError, EhrRateLimited, NotFound, VitalbridgeError
 from vitalbridge.smart.client_auth import ClientAuthenticator
 from vitalbridge.smart.discovery import discover
 from vitalbridge.smart.models import (
@@ -332,7 +332,11 @@ class StandaloneFlow:
             jwks_url=self._jwks_url,
         )
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        return post_token(self._http, form, auth, ctx, timeout=conn.request_timeout_s)
+        try:
+            return post_token(self._http, form, auth, ctx, timeout=conn.request_timeout_s)
+        except EhrRateLimited as exc:
+            self._limiter.slow_down(conn.id, exc.retry_after)
+            raise
 
     def token(self, conn: PracticeConnection, *, force: bool = False) -> AccessToken:
         """The user-consented access token, refreshed silently (single-flight) when due."""
