@@ -105,9 +105,42 @@ def default_sandbox() -> Iterator[Sandbox]:
         yield Sandbox(url, http, config)
 
 
+class SwitchableApp:
+    """An ASGI app that forwards to whichever hub app the current test installed.
+
+    One loopback server for the whole session instead of one per test: starting and stopping
+    uvicorn costs more than most of these tests.
+    """
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+def hub_server() -> Iterator[tuple[SwitchableApp, str]]:
+    switch = SwitchableApp()
+    with ServerThread(switch) as url:
+        yield switch, url
+
+
 @pytest.fixture
 def smart_env(
-    hub: Hub, sandbox_options: dict[str, Any], hub_key_pem: bytes, default_sandbox: Sandbox
+    hub: Hub,
+    sandbox_options: dict[str, Any],
+    hub_key_pem: bytes,
+    default_sandbox: Sandbox,
+    hub_server: tuple[SwitchableApp, str],
 ) -> Iterator[SmartEnv]:
     with ExitStack() as stack:
         if sandbox_options:
@@ -119,13 +152,13 @@ def smart_env(
             sandbox = Sandbox(default_sandbox.url, default_sandbox.http, default_sandbox.config)
             # Clients, tokens, grants, faults, stats and rate buckets from earlier tests are gone.
             assert sandbox.http.post("/_sandbox/reset", json={"clients": True}).status_code == 200
-        server = ServerThread(create_app(hub=hub, background=False))
-        # The hub's own URL is only known once its socket is bound: it goes into the JWKS URL
-        # and the redirect URI, as VB_PUBLIC_URL would in production.
-        hub.settings.public_url = server.url
+        switch, hub_url = hub_server
+        switch.app = create_app(hub=hub, background=False)
+        stack.callback(setattr, switch, "app", None)
+        # The hub's URL goes into the JWKS URL and the redirect URI, as VB_PUBLIC_URL would.
+        hub.settings.public_url = hub_url
         # The hub-wide ceiling (ECW_RATE_LIMIT, 10/s) would pace these tests; it has its own tests.
         hub.settings.ecw_rate_limit = 10_000.0
-        hub_url = stack.enter_context(server)
         api = stack.enter_context(httpx.Client(base_url=hub_url, timeout=60))
         tenant = make_tenant(hub, "Clinic A")
         with hub.sessions() as session, session.begin():
