@@ -28,8 +28,8 @@ from vitalbridge.sandbox.app import create_sandbox_app
 from vitalbridge.sandbox.config import SandboxConfig
 from vitalbridge.settings import Settings
 from vitalbridge.smart.keys import ensure_signing_key
+from vitalbridge.smart.launch import launch_scopes
 from vitalbridge.smart.services import jwks_url, redirect_uri
-from vitalbridge.smart.standalone import launch_scopes
 from vitalbridge.tenancy import service
 from vitalbridge.tenancy.ecw_seed import seed_practice_from_settings
 from vitalbridge.tenancy.models import AuthMethod, Organization, Practice, Role

@@ -27,8 +27,8 @@ from vitalbridge.sandbox.app import create_sandbox_app
 from vitalbridge.sandbox.config import SandboxConfig
 from vitalbridge.servers import ServerThread
 from vitalbridge.smart import keys
+from vitalbridge.smart.launch import launch_scopes
 from vitalbridge.smart.services import Smart, jwks_url, redirect_uri, smart_for
-from vitalbridge.smart.standalone import launch_scopes
 from vitalbridge.tenancy import service
 from vitalbridge.tenancy.schemas import PracticeIn
 

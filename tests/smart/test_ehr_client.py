@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from tests.sandbox.support import bp_panel, vital
 from tests.smart.conftest import SmartEnv
 from vitalbridge.audit.models import AuditEntry
-from vitalbridge.ehr.client import Interaction, describe
+from vitalbridge.ehr.calls import Interaction, describe
 from vitalbridge.ehr.ratelimit import practice_key
 from vitalbridge.errors import (
     ConfigurationError,

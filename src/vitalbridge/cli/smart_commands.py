@@ -182,6 +182,8 @@ def tokens_clear(
 
     The next EHR call fetches a fresh token. Standalone (user) grants keep their refresh token.
     """
+    from vitalbridge.runtime import build_hub
+    from vitalbridge.settings import load_settings
     from vitalbridge.smart.services import smart_for
     from vitalbridge.tenancy import service
 
@@ -196,8 +198,11 @@ def tokens_clear(
         with hub_session() as (_hub, session):
             organization = service.get_organization(session, org)
             ids = [p.id for p in service.list_practices(session, organization.id)]
-    with hub_session() as (hub, _session):
+    hub = build_hub(load_settings())
+    try:
         count = smart_for(hub).cache.clear(ids)
+    finally:
+        hub.close()
     typer.echo(f"cleared {count} cached EHR token(s)")
 
 

@@ -23,16 +23,13 @@ synchronous and thread-safe; asyncio callers run them in a thread (``asyncio.to_
 
 from __future__ import annotations
 
-import enum
 import json as jsonlib
 import logging
-import re
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -40,116 +37,27 @@ import httpx
 
 from vitalbridge import audit
 from vitalbridge.ehr import logfilter, metrics
+from vitalbridge.ehr.calls import CallTarget, EhrResponse, Interaction, describe
 from vitalbridge.ehr.connection import PracticeConnection
-from vitalbridge.ehr.headers import parse_retry_after
-from vitalbridge.ehr.outcome import bearer_error, outcome_text
+from vitalbridge.ehr.failures import refusal, response_json, transport_error
 from vitalbridge.errors import (
     ConfigurationError,
     EhrAuthError,
-    EhrForbidden,
-    EhrInvalid,
-    EhrNotFound,
     EhrRateLimited,
-    EhrRejected,
-    EhrUnavailable,
     UpstreamError,
 )
 from vitalbridge.runtime import Hub
 from vitalbridge.smart.models import GrantKind
 from vitalbridge.smart.services import Smart, smart_for
-from vitalbridge.smart.token_cache import AccessToken
+from vitalbridge.smart.tokens import AccessToken
 from vitalbridge.tenancy.models import Practice
 
 log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
 DEFAULT_ACTOR = audit.Actor.service("ehr-client")
-_RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _EXTRA = "ehr_client"
 _CREATE_LOCK = threading.Lock()
-
-
-class Interaction(enum.StrEnum):
-    """FHIR RESTful interactions (FHIR R4 http.html), for the audit trail."""
-
-    capabilities = "capabilities"  # GET [base]/metadata
-    read = "read"  # GET [type]/[id]
-    vread = "vread"  # GET [type]/[id]/_history/[vid]
-    search = "search"  # GET [type]?… or POST [type]/_search
-    create = "create"  # POST [type]
-    update = "update"  # PUT [type]/[id]
-    patch = "patch"  # PATCH [type]/[id]
-    delete = "delete"  # DELETE [type]/[id]
-    operation = "operation"  # $export, $everything …
-    other = "other"  # absolute URLs the server handed us (paging, bulk status)
-
-
-@dataclass(frozen=True)
-class CallTarget:
-    """Where a call goes and what the audit trail may say about it (no query values)."""
-
-    url: str
-    resource_type: str | None
-    resource_ids: tuple[str, ...]
-    interaction: Interaction
-    # Names of query parameters already in the URL (a paging link's), for the audit trail.
-    query_names: tuple[str, ...] = ()
-
-
-def describe(method: str, relative: str) -> tuple[str | None, tuple[str, ...], Interaction]:
-    segments = [s for s in relative.split("?", 1)[0].split("/") if s]
-    if not segments:
-        return None, (), Interaction.other
-    if segments == ["metadata"]:
-        return "CapabilityStatement", (), Interaction.capabilities
-    rtype = segments[0] if _RESOURCE_TYPE.match(segments[0]) else None
-    ids = tuple(s for s in segments[1:2] if not s.startswith(("$", "_")))
-    method = method.upper()
-    if any(s.startswith("$") for s in segments):
-        interaction = Interaction.operation
-    elif method == "GET":
-        interaction = (
-            Interaction.vread
-            if "_history" in segments and len(segments) >= 4
-            else Interaction.read
-            if ids
-            else Interaction.search
-        )
-    elif method == "POST":
-        interaction = Interaction.search if segments[-1] == "_search" else Interaction.create
-    else:
-        interaction = {"PUT": Interaction.update, "PATCH": Interaction.patch, "DELETE": Interaction.delete}.get(
-            method, Interaction.other
-        )
-    return rtype, ids, interaction
-
-
-@dataclass(frozen=True)
-class EhrResponse:
-    """A successful answer. ``body`` is the parsed JSON (None when empty or not JSON)."""
-
-    status_code: int
-    headers: httpx.Headers = field(repr=False)
-    body: Any = field(repr=False)
-    elapsed_ms: float
-    correlation_id: str
-
-    @property
-    def location(self) -> str | None:
-        value = self.headers.get("location") or self.headers.get("content-location")
-        return str(value) if value else None
-
-    def created_id(self) -> str | None:
-        """The id the EHR gave a created resource: from ``Location`` ([type]/[id]/_history/[vid]) or the body."""
-        if self.location:
-            parts = [p for p in urlsplit(self.location).path.split("/") if p]
-            if "_history" in parts:
-                parts = parts[: parts.index("_history")]
-            if len(parts) >= 2 and _RESOURCE_TYPE.match(parts[-2]):
-                return parts[-1]
-        if isinstance(self.body, dict) and isinstance(self.body.get("id"), str):
-            return str(self.body["id"])
-        return None
 
 
 class EhrClient:
@@ -206,7 +114,7 @@ class EhrClient:
                 )
             except httpx.TransportError as exc:
                 latency = (time.perf_counter() - started) * 1000
-                error = _transport_error(conn, method, target, exc)
+                error = transport_error(conn, method, target, exc)
                 self._audit(conn, method, target, params, None, latency, correlation_id, actor, attempt, error)
                 raise error from None
             latency = (time.perf_counter() - started) * 1000
@@ -220,7 +128,7 @@ class EhrClient:
                     conn, method, target, params, resp.status_code, latency, correlation_id, actor, attempt, refused
                 )
                 raise refused
-            parsed = _json(resp)
+            parsed = response_json(resp)
             result = EhrResponse(resp.status_code, resp.headers, parsed, latency, correlation_id)
             created = result.created_id() if target.interaction is Interaction.create else None
             self._audit(
@@ -270,7 +178,7 @@ class EhrClient:
             try:
                 resp = self._http.send(request, stream=True)
             except httpx.TransportError as exc:
-                error = _transport_error(conn, "GET", target, exc)
+                error = transport_error(conn, "GET", target, exc)
                 latency = (time.perf_counter() - started) * 1000
                 self._audit(conn, "GET", target, params, None, latency, correlation_id, actor, attempt, error)
                 raise error from None
@@ -365,58 +273,13 @@ class EhrClient:
         grant: GrantKind,
         scopes: tuple[str, ...] | None,
     ) -> UpstreamError | EhrRateLimited:
-        status = resp.status_code
-        what = f"{method.upper()} {target.resource_type or target.interaction.value}"
-        diagnostics = outcome_text(_json(resp))
-        if status == 429:
-            retry_after = parse_retry_after(resp.headers.get("retry-after"))
-            self.slow_down(conn.id, retry_after)
-            return EhrRateLimited(
-                f"the EHR of practice {conn.practice_code} is rate limiting ({what}: 429); "
-                f"retry in {retry_after:.0f} s",
-                retry_after=retry_after,
-            )
-        if status == 401:
+        error = refusal(conn, method, target, resp, granted_scope=token.scope)
+        if isinstance(error, EhrRateLimited):
+            self.slow_down(conn.id, error.retry_after)
+        elif isinstance(error, EhrAuthError):
             # A freshly issued token refused too: drop it so the next call starts clean.
             self._invalidate(conn, grant, scopes, token)
-            code = bearer_error(resp.headers.get("www-authenticate")) or "invalid_token"
-            return EhrAuthError(
-                f"the EHR of practice {conn.practice_code} refused a freshly issued token ({what}: 401 {code}); "
-                "check that the client is activated for this practice",
-                status_code=status,
-                diagnostics=diagnostics,
-                oauth_error=code,
-            )
-        if status >= 500 or status == 408:
-            return EhrUnavailable(
-                f"the EHR of practice {conn.practice_code} failed ({what}: HTTP {status}); try again later",
-                status_code=status,
-                diagnostics=diagnostics,
-            )
-        if status == 403:
-            return EhrForbidden(
-                f"the EHR of practice {conn.practice_code} refused {what} (403): the granted scopes "
-                f"({token.scope or 'none reported'}) do not allow it",
-                status_code=status,
-                diagnostics=diagnostics,
-            )
-        if status in (404, 410):
-            return EhrNotFound(
-                f"the EHR of practice {conn.practice_code} has no such resource ({what}: {status})",
-                status_code=status,
-                diagnostics=diagnostics,
-            )
-        if status in (400, 422):
-            return EhrInvalid(
-                f"the EHR of practice {conn.practice_code} refused {what} as invalid ({status}); see diagnostics",
-                status_code=status,
-                diagnostics=diagnostics,
-            )
-        return EhrRejected(
-            f"the EHR of practice {conn.practice_code} refused {what} (HTTP {status})",
-            status_code=status,
-            diagnostics=diagnostics,
-        )
+        return error
 
     def _audit(
         self,
@@ -488,21 +351,6 @@ def _params(params: Mapping[str, Any] | None) -> httpx.QueryParams | None:
         values = value if isinstance(value, list | tuple) else [value]
         flat.extend((name, str(v)) for v in values)
     return httpx.QueryParams(flat)
-
-
-def _json(resp: httpx.Response) -> Any:
-    if not resp.content:
-        return None
-    try:
-        return resp.json()
-    except ValueError:
-        return None
-
-
-def _transport_error(conn: PracticeConnection, method: str, target: CallTarget, exc: Exception) -> EhrUnavailable:
-    what = f"{method.upper()} {target.resource_type or target.interaction.value}"
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed ({type(exc).__name__})"
-    return EhrUnavailable(f"the call to the EHR of practice {conn.practice_code} {kind}: {what}")
 
 
 def ehr_client(hub: Hub) -> EhrClient:

@@ -15,7 +15,8 @@ from vitalbridge.errors import EhrRateLimited
 from vitalbridge.smart.client_auth import ClientAuthenticator
 from vitalbridge.smart.models import GrantKind
 from vitalbridge.smart.oauth import TokenContext, TokenResponse, post_token
-from vitalbridge.smart.token_cache import AccessToken, TokenCache
+from vitalbridge.smart.token_cache import TokenCache
+from vitalbridge.smart.tokens import AccessToken
 
 GRANT_TYPE = "client_credentials"
 

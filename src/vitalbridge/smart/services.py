@@ -17,7 +17,8 @@ from vitalbridge.settings import Settings
 from vitalbridge.smart.backend import BackendTokens
 from vitalbridge.smart.client_auth import ClientAuthenticator
 from vitalbridge.smart.keys import KeyRing
-from vitalbridge.smart.standalone import CALLBACK_PATH, StandaloneFlow
+from vitalbridge.smart.launch import CALLBACK_PATH
+from vitalbridge.smart.standalone import StandaloneFlow
 from vitalbridge.smart.token_cache import TokenCache
 
 JWKS_PATH = "/.well-known/jwks.json"

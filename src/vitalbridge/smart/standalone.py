@@ -12,13 +12,10 @@ revoked with the reason: a normal state shown on the status page, never a crash.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import httpx
 from authlib.common.security import generate_token
@@ -37,6 +34,14 @@ from vitalbridge.ehr.ratelimit import RateLimiter
 from vitalbridge.errors import BadRequest, EhrAuthError, EhrRateLimited, NotFound, VitalbridgeError
 from vitalbridge.smart.client_auth import ClientAuthenticator
 from vitalbridge.smart.discovery import discover
+from vitalbridge.smart.launch import (
+    ERROR_CODE,
+    VERIFIER_LENGTH,
+    LaunchResult,
+    LaunchStart,
+    launch_scopes,
+    state_digest,
+)
 from vitalbridge.smart.models import (
     ACCESS_TOKEN_PURPOSE,
     REFRESH_TOKEN_PURPOSE,
@@ -47,47 +52,11 @@ from vitalbridge.smart.models import (
     LaunchState,
 )
 from vitalbridge.smart.oauth import TokenContext, TokenResponse, post_revocation, post_token
-from vitalbridge.smart.token_cache import STANDALONE_KEY, AccessToken, TokenCache
+from vitalbridge.smart.token_cache import TokenCache
+from vitalbridge.smart.tokens import STANDALONE_KEY, AccessToken
 from vitalbridge.tenancy.models import Practice
 
-CALLBACK_PATH = "/api/v1/ecw/auth/callback/"
-# A refresh token is what makes the grant outlive the first access token.
-LAUNCH_SCOPES = ("offline_access",)
-# RFC 7636 §4.1: 43 to 128 characters; 64 from [A-Za-z0-9] carries ~380 bits.
-VERIFIER_LENGTH = 64
-_ERROR_CODE = re.compile(r"^[a-z_]{1,64}$")
 ACTOR = audit.Actor.service("smart")
-
-
-def state_digest(state: str) -> str:
-    return hashlib.sha256(state.encode()).hexdigest()
-
-
-def launch_scopes(practice_scopes: Iterable[str]) -> list[str]:
-    """Scopes for a user-consented grant: the practice's user/ or patient/ scopes if it has any,
-    else its system/ scopes in user context, plus ``offline_access`` for a refresh token."""
-    given = list(practice_scopes)
-    if any(s.startswith(("user/", "patient/")) for s in given):
-        chosen = [s for s in given if not s.startswith("system/")]
-    else:
-        chosen = ["user/" + s.split("/", 1)[1] for s in given if s.startswith("system/")]
-    return list(dict.fromkeys([*chosen, *LAUNCH_SCOPES]))
-
-
-@dataclass(frozen=True)
-class LaunchStart:
-    authorization_url: str
-    state: str = field(repr=False)
-    expires_at: datetime
-
-
-@dataclass(frozen=True)
-class LaunchResult:
-    practice_id: str
-    practice_code: str
-    scope: str
-    expires_at: datetime
-    refresh_token_issued: bool
 
 
 class StandaloneFlow:
@@ -231,7 +200,7 @@ class StandaloneFlow:
             raise BadRequest("the callback has no state parameter; start again from GET /api/v1/ecw/auth/authorize/")
         launch, conn, verifier = self._burn_state(state)
         if error:
-            shown = error if _ERROR_CODE.match(error) else "invalid_error_code"
+            shown = error if ERROR_CODE.match(error) else "invalid_error_code"
             raise BadRequest(
                 f"the EHR ended the authorization with {shown}"
                 + (" (the user declined)" if shown == "access_denied" else "")

@@ -17,7 +17,7 @@ from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.errors import EhrRejected
 from vitalbridge.smart.models import BackendAuthStatus, EhrToken, GrantKind, GrantStatus, KeyState, SigningKey
 from vitalbridge.smart.services import Smart
-from vitalbridge.smart.token_cache import STANDALONE_KEY
+from vitalbridge.smart.tokens import STANDALONE_KEY
 from vitalbridge.tenancy.models import AuthMethod, Practice
 
 REQUIRED_RESOURCES = ("Patient", "Observation")

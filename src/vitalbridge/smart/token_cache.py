@@ -20,11 +20,9 @@ workers hitting the same 401 cause one renewal, not many.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -37,15 +35,16 @@ from vitalbridge.db.locking import for_update, get_or_create_locked
 from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.ehr.metrics import TOKEN_REQUESTS
 from vitalbridge.errors import EhrAuthError, EhrAuthUnavailable, VitalbridgeError
+from vitalbridge.smart.backend_status import record_backend_outcome
 from vitalbridge.smart.models import (
     ACCESS_TOKEN_PURPOSE,
     REFRESH_TOKEN_PURPOSE,
-    BackendAuthStatus,
     EhrToken,
     GrantKind,
     GrantStatus,
 )
 from vitalbridge.smart.oauth import TokenResponse
+from vitalbridge.smart.tokens import EXPIRY_SAFETY_S, STANDALONE_KEY, AccessToken, renew_margin_s, scope_key
 
 log = logging.getLogger(__name__)
 
@@ -53,37 +52,7 @@ Clock = Callable[[], datetime]
 # The current refresh token (standalone grants) or None; returns the EHR's answer.
 Fetch = Callable[[str | None], TokenResponse]
 
-# Never hand out a token this close to expiry: it could expire on its way to the EHR.
-EXPIRY_SAFETY_S = 2.0
-STANDALONE_KEY = "standalone"
 ACTOR = audit.Actor.service("smart")
-
-
-def scope_key(scopes: Iterable[str]) -> str:
-    return hashlib.sha256(" ".join(sorted(set(scopes))).encode()).hexdigest()
-
-
-def renew_margin_s(lifetime_s: float, renew_before_s: float) -> float:
-    """SPEC §3 renews 300 s early; a token shorter than 600 s is renewed at half-life instead."""
-    return min(renew_before_s, lifetime_s / 2.0)
-
-
-@dataclass(frozen=True)
-class AccessToken:
-    """An access token ready for the ``Authorization`` header. Its value never appears in ``repr``."""
-
-    value: str = field(repr=False)
-    token_type: str
-    expires_at: datetime
-    scope: str
-    generation: int
-    kind: GrantKind
-    # Seconds the EHR granted it for (its expires_in); 0 when unknown.
-    lifetime_s: int = 0
-
-    @property
-    def authorization(self) -> str:
-        return f"Bearer {self.value}"
 
 
 class TokenCache:
@@ -257,7 +226,7 @@ class TokenCache:
                 row.lease_owner = None
                 row.lease_until = None
             if kind is GrantKind.backend:
-                self._backend_status(session, conn.id, success=True, kid=response.kid)
+                record_backend_outcome(session, conn.id, success=True, kid=response.kid)
             TOKEN_REQUESTS.labels(grant_type, "success").inc()
             audit.record(
                 session,
@@ -330,7 +299,7 @@ class TokenCache:
                     row.expires_at = None
                     row.renew_at = None
             if kind is GrantKind.backend:
-                self._backend_status(session, conn.id, success=False, error=exc)
+                record_backend_outcome(session, conn.id, success=False, error=exc)
             TOKEN_REQUESTS.labels(grant_type, "failure").inc()
             audit.record(
                 session,
@@ -349,31 +318,6 @@ class TokenCache:
                 },
             )
         return revoked
-
-    @staticmethod
-    def _backend_status(
-        session: Session, practice_id: str, *, success: bool, kid: str | None = None, error: Exception | None = None
-    ) -> None:
-        status = get_or_create_locked(
-            session,
-            select(BackendAuthStatus).where(BackendAuthStatus.practice_id == practice_id),
-            lambda: BackendAuthStatus(practice_id=practice_id),
-        )
-        now = utcnow()
-        if success:
-            status.last_success_at = now
-            status.last_kid = kid
-            status.last_error = None
-            status.last_error_detail = None
-        else:
-            status.last_error_at = now
-            if isinstance(error, VitalbridgeError):
-                status.last_error = getattr(error, "oauth_error", None) or error.error_code
-                # Messages in the error tree never carry secrets (STYLE 5, errors.py).
-                status.last_error_detail = str(error)[:500]
-            else:
-                status.last_error = "internal_error"
-                status.last_error_detail = type(error).__name__
 
     # -- invalidating and clearing -------------------------------------------------------------
 
