@@ -131,3 +131,20 @@ def test_importing_an_existing_key(smart_env: SmartEnv) -> None:
         keys.import_key(session, hub.sealer, public, grace_s=0)
     with hub.sessions() as session, session.begin(), pytest.raises(ConfigurationError, match="PEM"):
         keys.import_key(session, hub.sealer, b"not a key", grace_s=0)
+
+
+def test_status_warns_about_an_unreachable_jwks_url(smart_env: SmartEnv) -> None:
+    def warnings() -> list[str]:
+        resp = smart_env.api.get("/api/v1/ecw/auth/status/", headers=smart_env.tenant.headers)
+        result: list[str] = resp.json()["practices"][0]["warnings"]
+        return result
+
+    assert warnings() == []
+    smart_env.hub.settings.public_url = ""
+    assert "VB_PUBLIC_URL is not set" in warnings()[0]
+    smart_env.hub.settings.public_url = smart_env.hub_url
+    with smart_env.hub.sessions() as session, session.begin():
+        from vitalbridge.tenancy.models import Practice, PracticeEnvironment
+
+        session.get(Practice, smart_env.practice.id).environment = PracticeEnvironment.production  # type: ignore[union-attr]
+    assert "not https" in warnings()[0]

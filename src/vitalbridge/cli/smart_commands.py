@@ -159,7 +159,6 @@ def ecw_status(
     practice: Annotated[str | None, typer.Option(help="Practice id or code (default: all).")] = None,
 ) -> None:
     """The same per-practice report as GET /api/v1/ecw/auth/status/."""
-    from vitalbridge.smart.services import jwks_url
     from vitalbridge.smart.status import practice_status
     from vitalbridge.tenancy import service
 
@@ -170,7 +169,7 @@ def ecw_status(
             if practice
             else service.list_practices(session, organization.id)
         )
-        report = [practice_status(session, p, jwks=jwks_url(hub.settings)) for p in chosen]
+        report = [practice_status(session, p, settings=hub.settings) for p in chosen]
     typer.echo(json.dumps(report[0] if practice else {"practices": report}, indent=2))
 
 

@@ -15,10 +15,11 @@ from vitalbridge.db.base import utcnow
 from vitalbridge.ehr.client import EhrClient
 from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.errors import EhrRejected
+from vitalbridge.settings import Settings
 from vitalbridge.smart.models import BackendAuthStatus, EhrToken, GrantKind, GrantStatus, KeyState, SigningKey
-from vitalbridge.smart.services import Smart
+from vitalbridge.smart.services import Smart, jwks_url
 from vitalbridge.smart.tokens import STANDALONE_KEY
-from vitalbridge.tenancy.models import AuthMethod, Practice
+from vitalbridge.tenancy.models import AuthMethod, Practice, PracticeEnvironment
 
 REQUIRED_RESOURCES = ("Patient", "Observation")
 
@@ -27,7 +28,21 @@ def _iso(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
-def practice_status(session: Session, practice: Practice, *, jwks: str) -> dict[str, Any]:
+def deployment_warnings(settings: Settings, practice: Practice) -> list[str]:
+    """Things that break EHR registration although every local check passes."""
+    warnings = []
+    if not settings.public_url:
+        warnings.append(
+            "VB_PUBLIC_URL is not set: the JWKS URL and redirect URI use the listen address, which an EHR "
+            "outside this machine cannot reach"
+        )
+    elif practice.environment is PracticeEnvironment.production and not settings.public_url.startswith("https://"):
+        warnings.append("VB_PUBLIC_URL is not https: production EHRs fetch the JWKS only over TLS")
+    return warnings
+
+
+def practice_status(session: Session, practice: Practice, *, settings: Settings) -> dict[str, Any]:
+    jwks = jwks_url(settings)
     active_kid = session.scalar(select(SigningKey.kid).where(SigningKey.state == KeyState.active))
     backend = session.get(BackendAuthStatus, practice.id)
     grant = session.scalar(
@@ -87,6 +102,7 @@ def practice_status(session: Session, practice: Practice, *, jwks: str) -> dict[
         "token_url": practice.token_url,
         "authorize_url": practice.authorize_url,
         "scopes": practice.scopes.split(),
+        "warnings": deployment_warnings(settings, practice),
     }
 
 

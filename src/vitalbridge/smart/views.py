@@ -20,7 +20,7 @@ from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.errors import FieldError, ValidationFailed
 from vitalbridge.runtime import Hub
 from vitalbridge.smart import keys
-from vitalbridge.smart.services import JWKS_PATH, jwks_url, smart_for
+from vitalbridge.smart.services import JWKS_PATH, smart_for
 from vitalbridge.smart.status import check_connection, check_jwt, practice_status
 from vitalbridge.tenancy import service
 from vitalbridge.tenancy.models import Role
@@ -107,14 +107,13 @@ def status(
     practice: Annotated[str | None, Query(description="One practice (id or code); default all")] = None,
 ) -> dict[str, Any]:
     """With ``practice``: that practice's status object. Without: ``{"practices": [...]}``."""
-    jwks = jwks_url(hub.settings)
     with hub.sessions() as session, session.begin():
         if practice:
             found = service.get_practice(session, principal.organization_id, practice)
-            return practice_status(session, found, jwks=jwks)
+            return practice_status(session, found, settings=hub.settings)
         return {
             "practices": [
-                practice_status(session, p, jwks=jwks)
+                practice_status(session, p, settings=hub.settings)
                 for p in service.list_practices(session, principal.organization_id)
             ]
         }
