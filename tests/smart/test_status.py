@@ -33,8 +33,10 @@ def test_connection_test_reports_the_server(smart_env: SmartEnv) -> None:
     assert isinstance(body["response_time_ms"], int)
 
 
-def capability_server(resources: list[str]) -> Starlette:
-    async def metadata(_request: Request) -> JSONResponse:
+def capability_server(resources: list[str], seen: list[dict[str, str]] | None = None) -> Starlette:
+    async def metadata(request: Request) -> JSONResponse:
+        if seen is not None:
+            seen.append(dict(request.headers))
         return JSONResponse(
             {
                 "resourceType": "CapabilityStatement",
@@ -48,13 +50,19 @@ def capability_server(resources: list[str]) -> Starlette:
 
 
 def test_connection_test_names_the_missing_resource(smart_env: SmartEnv) -> None:
-    with ServerThread(capability_server(["Patient", "Encounter"])) as url:
+    seen: list[dict[str, str]] = []
+    with ServerThread(capability_server(["Patient", "Encounter"], seen)) as url:
         smart_env.add_practice("PRAC2", fhir_base_url=f"{url}/fhir/r4/PRAC2")
         resp = smart_env.api.post(
             "/api/v1/ecw/test/connection/", json={"practice": "PRAC2"}, headers=smart_env.tenant.headers
         )
     assert resp.status_code == 502
     assert "does not support Observation" in resp.json()["detail"]
+    # What the EHR saw: a bearer token and a FHIR JSON Accept header.
+    [headers] = seen
+    assert headers["accept"] == "application/fhir+json"
+    assert headers["authorization"].startswith("Bearer ")
+    assert headers["x-request-id"]
 
 
 def test_practice_may_be_omitted_only_when_there_is_one(smart_env: SmartEnv) -> None:
