@@ -17,6 +17,7 @@ from vitalbridge import __version__
 from vitalbridge.api.errors import install_error_handlers
 from vitalbridge.api.health import router as health_router
 from vitalbridge.api.hl7 import router as hl7_router
+from vitalbridge.api.metrics import router as metrics_router
 from vitalbridge.api.middleware import (
     AccessAuditMiddleware,
     BodyLimitMiddleware,
@@ -27,11 +28,13 @@ from vitalbridge.api.middleware import (
 from vitalbridge.api.openapi import install_openapi
 from vitalbridge.api.throttle import AuthFailureThrottle, InboundRateLimiter
 from vitalbridge.audit.views import router as audit_router
+from vitalbridge.delivery import worker as _delivery_worker  # noqa: F401 - registers the in-process worker
+from vitalbridge.delivery.views import router as deliveries_router
+from vitalbridge.devices.views import devices_router, quarantine_router, readings_router
+from vitalbridge.devices.webhook_views import router as webhooks_router
 from vitalbridge.hl7v2.listener import start_hl7_listener
 from vitalbridge.lifecycle import register, start_services, stop_services
 from vitalbridge.observability.logging import configure_logging, debug_http_enabled
-from vitalbridge.devices.views import devices_router, quarantine_router, readings_router
-from vitalbridge.devices.webhook_views import router as webhooks_router
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.settings import Settings, load_settings
 from vitalbridge.smart.views import jwks_router
@@ -56,6 +59,8 @@ ROUTERS = [
     quarantine_router,
     alerts_router,
     rules_router,
+    deliveries_router,
+    metrics_router,
 ]
 
 # Off unless VB_HL7_PORT is set (docs/hl7.md).

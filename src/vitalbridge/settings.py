@@ -166,6 +166,25 @@ class Settings(BaseSettings):
     glucose_loinc: Literal["2339-0", "41653-7"] = "2339-0"
     gateway_sync_page_size: int = Field(default=200, ge=1, le=1000)
 
+    # EHR delivery (SPEC §7, docs/delivery.md).
+    # Threads that run deliveries at once per worker (in-process worker and `vitalbridge worker`).
+    delivery_concurrency: int = Field(default=4, ge=1, le=256)
+    # How long a claimed row belongs to its worker. Longer than one delivery can take (quick
+    # retries included); a crashed worker's rows go back to pending after it.
+    delivery_lease_s: float = Field(default=300.0, gt=0)
+    # Idle poll when no wake-up hint arrives, and how often expired leases are swept.
+    delivery_poll_interval_s: float = Field(default=2.0, gt=0)
+    delivery_sweep_interval_s: float = Field(default=15.0, gt=0)
+    # Quick in-call retries of a transient failure, with exponential backoff + jitter from this base.
+    delivery_quick_retries: int = Field(default=3, ge=0, le=10)
+    delivery_quick_backoff_s: float = Field(default=0.5, ge=0)
+    # After the quick retries: back to the outbox, delay base * 2^(attempts) capped, until the max age.
+    delivery_retry_base_s: float = Field(default=10.0, ge=0)
+    delivery_retry_cap_s: float = Field(default=300.0, ge=0)
+    delivery_max_age_s: float = Field(default=72 * 3600.0, gt=0)
+    # How long the server's CapabilityStatement (conditionalCreate) is trusted per practice.
+    delivery_capability_ttl_s: float = Field(default=3600.0, ge=0)
+
     @property
     def identifier_base(self) -> str:
         return (self.identifier_system_base or f"{self.base_url}/fhir/identifier").rstrip("/")

@@ -6,6 +6,7 @@ import typer
 
 from vitalbridge.cli import (
     audit_commands,
+    delivery_commands,
     fhir_commands,
     gateway_commands,
     hl7_commands,
@@ -42,6 +43,7 @@ smart_commands.register(app)
 gateway_commands.register(app)
 fhir_commands.register(app)
 triage_commands.register(app)
+delivery_commands.register(app)
 
 
 def main() -> None:
