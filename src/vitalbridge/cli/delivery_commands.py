@@ -13,9 +13,7 @@ deliveries = typer.Typer(help="Outbox deliveries to the EHR: list, inspect, repl
 
 
 def worker(
-    concurrency: Annotated[
-        int | None, typer.Option(help="Deliveries at once (VB_DELIVERY_CONCURRENCY).")
-    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Deliveries at once (VB_DELIVERY_CONCURRENCY).")] = None,
     celery: Annotated[bool, typer.Option(help="Run a Celery worker on VB_BROKER_URL instead of polling.")] = False,
 ) -> None:
     """Deliver outbox rows to the EHR until stopped (production: run several, on PostgreSQL)."""

@@ -45,6 +45,7 @@ from vitalbridge.errors import (
     ConfigurationError,
     EhrAuthError,
     EhrForbidden,
+    EhrRateLimited,
     RateLimited,
     UpstreamError,
     VitalbridgeError,
@@ -177,7 +178,7 @@ def _delivered(hub: Hub, entry: OutboxSnapshot, owner: str, sent: fhir_send.Sent
 
 def _failure_of(exc: BaseException) -> Failure:
     if isinstance(exc, VitalbridgeError):
-        status = exc.status_code if isinstance(exc, UpstreamError) else None
+        status = exc.status_code if isinstance(exc, UpstreamError) else 429 if isinstance(exc, EhrRateLimited) else None
         diagnostics = exc.diagnostics if isinstance(exc, UpstreamError) else None
         if isinstance(exc, Hl7Nak) and exc.text:
             diagnostics = exc.text
