@@ -17,6 +17,7 @@ from vitalbridge import __version__
 from vitalbridge.api.errors import install_error_handlers
 from vitalbridge.api.health import router as health_router
 from vitalbridge.api.hl7 import router as hl7_router
+from vitalbridge.api.metrics import router as metrics_router
 from vitalbridge.api.middleware import (
     AccessAuditMiddleware,
     BodyLimitMiddleware,
@@ -27,6 +28,8 @@ from vitalbridge.api.middleware import (
 from vitalbridge.api.openapi import install_openapi
 from vitalbridge.api.throttle import AuthFailureThrottle, InboundRateLimiter
 from vitalbridge.audit.views import router as audit_router
+from vitalbridge.delivery import worker as _delivery_worker  # noqa: F401 - registers the in-process worker
+from vitalbridge.delivery.views import router as deliveries_router
 from vitalbridge.devices.views import devices_router, quarantine_router, readings_router
 from vitalbridge.devices.webhook_views import router as webhooks_router
 from vitalbridge.hl7v2.listener import start_hl7_listener
@@ -34,6 +37,8 @@ from vitalbridge.lifecycle import register, start_services, stop_services
 from vitalbridge.observability.logging import configure_logging, debug_http_enabled
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.settings import Settings, load_settings
+from vitalbridge.smart.views import jwks_router
+from vitalbridge.smart.views import router as smart_router
 from vitalbridge.tenancy.access_views import tokens_router, users_router
 from vitalbridge.tenancy.views import router as practices_router
 from vitalbridge.triage import background as _triage_background  # noqa: F401 - registers the service
@@ -46,12 +51,16 @@ ROUTERS = [
     tokens_router,
     audit_router,
     hl7_router,
+    jwks_router,
+    smart_router,
     webhooks_router,
     devices_router,
     readings_router,
     quarantine_router,
     alerts_router,
     rules_router,
+    deliveries_router,
+    metrics_router,
 ]
 
 # Off unless VB_HL7_PORT is set (docs/hl7.md).

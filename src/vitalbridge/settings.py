@@ -132,6 +132,22 @@ class Settings(BaseSettings):
                 raise ValueError("each rule is a path prefix starting with '/' and a positive count per minute")
         return value
 
+    # SMART on FHIR (SPEC §3, docs/smart.md).
+    # Bits of new RSA signing keys; RS384 needs at least 2048.
+    key_size: int = Field(default=2048, ge=2048, le=8192)
+    # How long a rotated key is published beside the active one before it starts signing, so
+    # every EHR has refetched the JWKS by then (`vitalbridge keys rotate`, `--now` skips it).
+    key_rotation_grace_s: int = Field(default=24 * 3600, ge=0)
+    # `Cache-Control: max-age` of /.well-known/jwks.json.
+    jwks_max_age_s: int = Field(default=300, ge=0)
+    # SPEC §3: renew access tokens 300 s before expiry (or at half-life for shorter tokens).
+    token_renew_before_s: int = Field(default=300, ge=0)
+    # Assertion lifetime: SMART allows at most 300 s; 240 leaves room for clock skew with the EHR.
+    assertion_lifetime_s: int = Field(default=240, ge=10, le=300)
+    # Standalone launch: how long a started authorization (state + PKCE verifier) stays usable.
+    launch_state_ttl_s: int = Field(default=600, ge=30)
+    # How long a caller waits for a free slot in the EHR rate limit before giving up with 429.
+    rate_limit_max_wait_s: float = Field(default=30.0, ge=0)
     # Readings pipeline (SPEC §5-§7).
     # Webhook timestamps further than this from the hub's clock are refused as replays (SPEC §5: 5 min).
     webhook_max_skew_s: int = Field(default=300, ge=30, le=3600)
@@ -149,6 +165,25 @@ class Settings(BaseSettings):
     # LOINC for blood glucose: 2339-0 (SPEC default) or 41653-7 (capillary blood by glucometer).
     glucose_loinc: Literal["2339-0", "41653-7"] = "2339-0"
     gateway_sync_page_size: int = Field(default=200, ge=1, le=1000)
+
+    # EHR delivery (SPEC §7, docs/delivery.md).
+    # Threads that run deliveries at once per worker (in-process worker and `vitalbridge worker`).
+    delivery_concurrency: int = Field(default=4, ge=1, le=256)
+    # How long a claimed row belongs to its worker. Longer than one delivery can take (quick
+    # retries included); a crashed worker's rows go back to pending after it.
+    delivery_lease_s: float = Field(default=300.0, gt=0)
+    # Idle poll when no wake-up hint arrives, and how often expired leases are swept.
+    delivery_poll_interval_s: float = Field(default=2.0, gt=0)
+    delivery_sweep_interval_s: float = Field(default=15.0, gt=0)
+    # Quick in-call retries of a transient failure, with exponential backoff + jitter from this base.
+    delivery_quick_retries: int = Field(default=3, ge=0, le=10)
+    delivery_quick_backoff_s: float = Field(default=0.5, ge=0)
+    # After the quick retries: back to the outbox, delay base * 2^(attempts) capped, until the max age.
+    delivery_retry_base_s: float = Field(default=10.0, ge=0)
+    delivery_retry_cap_s: float = Field(default=300.0, ge=0)
+    delivery_max_age_s: float = Field(default=72 * 3600.0, gt=0)
+    # How long the server's CapabilityStatement (conditionalCreate) is trusted per practice.
+    delivery_capability_ttl_s: float = Field(default=3600.0, ge=0)
 
     @property
     def identifier_base(self) -> str:

@@ -54,6 +54,7 @@ PATH_PARAM_KINDS: dict[str, str] = {
     "item_id": "quarantine",
     "alert_id": "alert",
     "program_id": "program",
+    "delivery_id": "delivery",
 }
 
 QUERY_PARAM_KINDS: dict[str, str] = {
@@ -91,6 +92,10 @@ BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
     ("POST", "/api/v1/alerts/{alert_id}/assign"): lambda w: {"user_id": None},
     ("PUT", "/api/v1/patients/{patient_id}/thresholds"): lambda w: {},
     ("PUT", "/api/v1/programs/{program_id}/rules"): lambda w: {},
+    # The EHR connection tests and grant revocation name a practice: A's must look absent to B.
+    ("POST", "/api/v1/ecw/test/jwt/"): lambda w: {"practice": w.ids["practice"]},
+    ("POST", "/api/v1/ecw/test/connection/"): lambda w: {"practice": w.ids["practice"]},
+    ("POST", "/api/v1/ecw/auth/revoke/"): lambda w: {"practice": w.ids["practice"]},
 }
 
 CustomProbe = Callable[[httpx.Client, World], None]
@@ -174,6 +179,7 @@ def _seed_readings(hub: Hub, client: httpx.Client, world: World, org_id: str) ->
     from sqlalchemy import select
 
     from vitalbridge.audit import Actor
+    from vitalbridge.delivery.models import OutboxEntry
     from vitalbridge.devices import gateway_service
     from vitalbridge.devices.gateways import GatewayKind
     from vitalbridge.devices.models import Device, QuarantinedPayload, Reading
@@ -214,6 +220,9 @@ def _seed_readings(hub: Hub, client: httpx.Client, world: World, org_id: str) ->
             select(QuarantinedPayload.id).where(QuarantinedPayload.organization_id == org_id)
         ).one()
         world.ids["alert"] = session.scalars(select(Alert.id).where(Alert.organization_id == org_id)).one()
+        world.ids["delivery"] = session.scalars(
+            select(OutboxEntry.id).where(OutboxEntry.organization_id == org_id).limit(1)
+        ).one()
     world.markers += ["ISOADEVICE1", "ISOAREADING1", "ISOAPROG"]
 
 

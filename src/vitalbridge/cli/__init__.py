@@ -6,11 +6,13 @@ import typer
 
 from vitalbridge.cli import (
     audit_commands,
+    delivery_commands,
     fhir_commands,
     gateway_commands,
     hl7_commands,
     hub_commands,
     sandbox_commands,
+    smart_commands,
     tenancy_commands,
     triage_commands,
 )
@@ -40,6 +42,8 @@ audit_commands.register(app)
 gateway_commands.register(app)
 fhir_commands.register(app)
 triage_commands.register(app)
+smart_commands.register(app)
+delivery_commands.register(app)
 
 
 def main() -> None:

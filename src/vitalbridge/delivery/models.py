@@ -72,3 +72,7 @@ class OutboxEntry(Base):
     last_error: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     ehr_resource_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Delivery worker (docs/delivery.md): why a row is dead (DeadReason), and since when its
+    # retries count towards the maximum age (set on replay; else created_at).
+    dead_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    retry_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

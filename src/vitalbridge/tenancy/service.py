@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +12,7 @@ from typing import ClassVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vitalbridge.api.types import REF_PATTERN
 from vitalbridge.crypto.sealing import Sealer
 from vitalbridge.db.base import utcnow
 from vitalbridge.errors import Conflict, NotFound, Unauthorized
@@ -230,8 +232,15 @@ def list_practices(session: Session, organization_id: str) -> list[Practice]:
     )
 
 
+_REF = re.compile(REF_PATTERN)
+
+
 def get_practice(session: Session, organization_id: str, ref: str) -> Practice:
     """A practice of this organization by id or practice code; other tenants' look absent."""
+    if not _REF.match(ref):
+        # Ids and practice codes are short printable tokens; anything else (a NUL byte would be a
+        # PostgreSQL error) cannot name a practice, whichever route passed it in.
+        raise NotFound("no such practice in this organization")
     practice = session.scalar(
         select(Practice).where(
             Practice.organization_id == organization_id,

@@ -1,0 +1,127 @@
+"""Acceptance: 500 readings, 30 % of EHR requests failing, worker processes SIGKILLed twice and
+restarted; afterwards the EHR holds every Observation exactly once and nothing is left pending
+(SPEC §7 "Nothing is lost", "No duplicates"; DESIGN principles 1-2)."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import TEST_SECRET_KEY
+from tests.delivery.support import Env, hub_http, identifiers, make_env, post_readings, sandbox
+from vitalbridge.runtime import Hub
+
+pytestmark = pytest.mark.slow
+
+READINGS = int(os.environ.get("VB_CHAOS_READINGS", "500"))
+FAULTS = {
+    "error_rate": 0.08,
+    "error_status": 503,
+    "timeout_rate": 0.05,
+    "timeout_s": 0.5,
+    "reset_rate": 0.06,
+    "rate_429": 0.05,
+    "retry_after_s": 1,
+    "after_commit_rate": 0.06,
+    "seed": 11,
+}
+
+
+def worker_env(hub: Hub, **extra: str) -> dict[str, str]:
+    s = hub.settings
+    env = dict(os.environ)
+    env.update(
+        {
+            "VB_DATABASE_URL": s.effective_database_url,
+            "VB_DATA_DIR": str(s.data_dir),
+            "VB_SECRET_KEY": TEST_SECRET_KEY,
+            "VB_ALLOW_PRIVATE_URLS": "true",
+            "ECW_RATE_LIMIT": "100000",
+            "VB_DELIVERY_LEASE_S": "4",
+            "VB_DELIVERY_SWEEP_INTERVAL_S": "0.5",
+            "VB_DELIVERY_POLL_INTERVAL_S": "0.3",
+            "VB_DELIVERY_QUICK_BACKOFF_S": "0.05",
+            "VB_DELIVERY_RETRY_BASE_S": "0.2",
+            "VB_DELIVERY_RETRY_CAP_S": "2",
+            "VB_DELIVERY_CONCURRENCY": "6",
+            "VB_LOG_LEVEL": "WARNING",
+            "ECW_LOG_LEVEL": "WARNING",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "vitalbridge", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return check()
+
+
+def run_chaos(
+    hub: Hub, start: Callable[[], list[subprocess.Popen[bytes]]], restart: Callable[[int], subprocess.Popen[bytes]]
+) -> None:
+    victim = 0
+    with sandbox() as sb:
+        env: Env = make_env(hub, sb.url, ehr_patient_id=sb.patient_id(), timeout_s=0.3)
+        sb.faults(**FAULTS)
+        with hub_http(hub) as url:
+            expected = post_readings(env, url, READINGS)
+        procs = start()
+        try:
+            for kill in (1, 2):
+                # Kill while work is under way: after roughly a third and two thirds are out.
+                wait_until(lambda k=kill: env.statuses().get("delivered", 0) >= expected * k // 3, 120)
+                procs[victim].send_signal(signal.SIGKILL)
+                procs[victim].wait(10)
+                procs[victim] = restart(victim)
+            done = wait_until(lambda: env.statuses() == {"delivered": expected}, 240)
+            assert done, env.statuses()
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        stored = identifiers(sb.observations())
+        counts = collections.Counter(stored)
+        assert [k for k, n in counts.items() if n > 1] == []  # no duplicates
+        wanted = {r.idempotency_key for r in env.rows()}
+        assert set(counts) == wanted  # nothing lost
+        assert len(stored) == expected
+        stats = sb.stats()
+        assert stats["faults_injected"].get("after_commit", 0) > 0
+        assert stats["faults_injected"].get("reset", 0) > 0
+
+
+def test_sqlite_serve_with_the_in_process_worker_survives_kills(hub: Hub) -> None:
+    if hub.engine.dialect.name != "sqlite":
+        pytest.skip("variant (a) runs on SQLite; PostgreSQL runs variant (b)")
+    env = worker_env(hub, VB_INPROCESS_WORKER="true")
+    run_chaos(hub, lambda: [spawn(["serve", "--port", "0"], env)], lambda _i: spawn(["serve", "--port", "0"], env))
+
+
+def test_postgresql_two_worker_processes_survive_kills(hub: Hub) -> None:
+    if hub.engine.dialect.name != "postgresql":
+        pytest.skip("variant (b) runs on PostgreSQL")
+    env = worker_env(hub, VB_INPROCESS_WORKER="false")
+    args = ["worker", "--concurrency", "4"]
+    run_chaos(hub, lambda: [spawn(args, env), spawn(args, env)], lambda _i: spawn(args, env))
