@@ -30,5 +30,8 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+fuzz: $(STAMP)  ## long schemathesis campaign against the live hub (VB_FUZZ_EXAMPLES per operation and mode)
+	VB_FUZZ_EXAMPLES=$${VB_FUZZ_EXAMPLES:-300} $(BIN)/pytest tests/security/test_fuzz.py -q
+
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache

@@ -1,1 +1,1 @@
-"""Benchmarks (DESIGN: timings are measured here, never asserted in tests)."""
+"""Benchmarks: each reports ratios against a baseline measured in the same run (machines are noisy)."""

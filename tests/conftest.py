@@ -17,7 +17,8 @@ import psycopg
 import pytest
 from sqlalchemy import inspect, text
 
-from vitalbridge.db.engine import make_engine
+from tests.leaks import LeakHarness
+from vitalbridge.db.engine import AUDIT_GUARD_FUNCTION, make_engine
 from vitalbridge.db.migrate import upgrade
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.settings import Settings
@@ -72,6 +73,11 @@ def _wipe(url: str) -> None:
                 if tables:
                     conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
             else:
+                # The SQLite counterpart of the replica role: switch the audit guards off on
+                # this connection only (migration 0004_audit_guards).
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                raw.create_function(AUDIT_GUARD_FUNCTION, 0, lambda: 0)
                 conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
                 for t in tables:
                     conn.execute(text(f'DELETE FROM "{t}"'))
@@ -102,6 +108,20 @@ def hub(settings: Settings) -> Iterator[Hub]:
     h = build_hub(settings)
     yield h
     h.close()
+
+
+@pytest.fixture
+def leak_harness(settings: Settings, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> Iterator[LeakHarness]:
+    """A hub logging at DEBUG through the real pipeline, and a search of all it emitted."""
+    log_file = tmp_path / "logs" / "hub.log"
+    h = build_hub(settings.model_copy(update={"log_file": log_file, "ecw_log_level": "DEBUG"}))
+    from vitalbridge.observability.logging import configure_logging
+
+    configure_logging(h.settings)
+    try:
+        yield LeakHarness(h, log_file, capfd)
+    finally:
+        h.close()
 
 
 _PG_SKIPS: list[str] = []

@@ -2,6 +2,7 @@
 
 Feature routers are listed in ``ROUTERS``; background services (the in-process delivery worker
 and others) register start/stop hooks in ``vitalbridge.lifecycle`` and are started by the lifespan.
+Middleware (request context, hardening, PHI access audit) is described in ``api.middleware``.
 """
 
 from __future__ import annotations
@@ -10,24 +11,53 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from vitalbridge import __version__
 from vitalbridge.api.errors import install_error_handlers
 from vitalbridge.api.health import router as health_router
-from vitalbridge.lifecycle import start_services, stop_services
+from vitalbridge.api.hl7 import router as hl7_router
+from vitalbridge.api.middleware import (
+    AccessAuditMiddleware,
+    BodyLimitMiddleware,
+    InboundRateLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
+from vitalbridge.api.openapi import install_openapi
+from vitalbridge.api.throttle import AuthFailureThrottle, InboundRateLimiter
+from vitalbridge.audit.views import router as audit_router
+from vitalbridge.hl7v2.listener import start_hl7_listener
+from vitalbridge.lifecycle import register, start_services, stop_services
+from vitalbridge.observability.logging import configure_logging, debug_http_enabled
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.settings import Settings, load_settings
 from vitalbridge.smart.views import jwks_router
 from vitalbridge.smart.views import router as smart_router
+from vitalbridge.tenancy.access_views import tokens_router, users_router
 from vitalbridge.tenancy.views import router as practices_router
 
-ROUTERS = [health_router, practices_router, jwks_router, smart_router]
+ROUTERS = [
+    health_router,
+    practices_router,
+    users_router,
+    tokens_router,
+    audit_router,
+    hl7_router,
+    jwks_router,
+    smart_router,
+]
+
+# Off unless VB_HL7_PORT is set (docs/hl7.md).
+register("hl7.listener", start_hl7_listener)
 
 
 def create_app(settings: Settings | None = None, *, hub: Hub | None = None, background: bool = True) -> FastAPI:
     """Build the hub. ``background=False`` leaves workers off (tests drive them directly)."""
     if hub is None:
         hub = build_hub(settings or load_settings())
+    settings = hub.settings
+    configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,7 +74,23 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None, back
         lifespan=lifespan,
     )
     app.state.hub = hub
+    app.state.auth_throttle = AuthFailureThrottle(settings.auth_failures_per_minute)
     install_error_handlers(app)
+    install_openapi(app)
     for router in ROUTERS:
         app.include_router(router)
+    # add_middleware wraps: the last added runs first (outermost).
+    app.add_middleware(AccessAuditMiddleware, hub=hub)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InboundRateLimitMiddleware, limiter=InboundRateLimiter(settings.inbound_rate_limits))
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.base_url.startswith("https://"))
+    app.add_middleware(RequestContextMiddleware, debug_exchanges=debug_http_enabled(settings))
     return app

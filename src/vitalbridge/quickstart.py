@@ -75,6 +75,7 @@ def seed_demo_tenant(hub: Hub, sandbox_url: str) -> tuple[Practice, str]:
                     }
                 ),
                 hub.sealer,
+                hub.settings,
             )
         else:
             # The ports may differ from the previous run.
@@ -132,10 +133,13 @@ async def run_quickstart(settings: Settings) -> None:
             host="127.0.0.1",
             port=settings.sandbox_port,
             log_level="warning",
+            log_config=None,
         )
     )
     hub_server = uvicorn.Server(
-        uvicorn.Config(create_app(hub=hub), host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.Config(
+            create_app(hub=hub), host=settings.host, port=settings.port, log_level="warning", log_config=None
+        )
     )
     sandbox_task = asyncio.create_task(sandbox_server.serve())
     await register_demo_client(hub, practice, sandbox_url)

@@ -28,7 +28,8 @@ class ServerThread:
         self.host = host
         self.port = self._sock.getsockname()[1]
         self.server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+            # log_config=None: uvicorn's loggers keep the hub's (redacting) handlers.
+            uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2, log_config=None)
         )
         self._thread = threading.Thread(target=self._run, name=f"server:{self.port}", daemon=True)
 

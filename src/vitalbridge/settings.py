@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Environment(enum.StrEnum):
@@ -44,7 +45,24 @@ class Settings(BaseSettings):
     broker_url: str = ""
     redis_url: str = ""
     log_file: Path | None = None
+    # Rotating file log (SPEC §9): 10 MB per file, this many old files kept beside it.
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    log_backups: int = Field(default=5, ge=0)
     inprocess_worker: bool = True
+
+    # Audit trail (SPEC §9): HIPAA asks for six years; seven is the common policy.
+    audit_retention_days: int = Field(default=2557, ge=1)
+
+    # Hardening of the hub's own HTTP surface (docs/security.md).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Browser origins allowed to call the API; empty keeps CORS off. Comma-separated.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Inbound requests per minute per client IP, by path prefix (JSON object in VB_INBOUND_RATE_LIMITS).
+    inbound_rate_limits: dict[str, int] = Field(
+        default_factory=lambda: {"/api/v1/webhooks/": 1200, "/api/v1/ecw/auth/": 60}
+    )
+    # Refused API tokens per minute per client IP before that address is throttled (token guessing).
+    auth_failures_per_minute: int = Field(default=30, ge=1)
 
     # eCW names kept as users know them (SPEC §2): they seed a first practice.
     ecw_client_id: str = Field(default="", validation_alias=AliasChoices("ECW_CLIENT_ID", "VB_ECW_CLIENT_ID"))
@@ -85,6 +103,51 @@ class Settings(BaseSettings):
     launch_state_ttl_s: int = Field(default=600, ge=30)
     # How long a caller waits for a free slot in the EHR rate limit before giving up with 429.
     rate_limit_max_wait_s: float = Field(default=30.0, ge=0)
+
+    # HL7 v2 over MLLP (docs/hl7.md). The listener runs inside the hub when hl7_port is set.
+    hl7_port: int | None = Field(default=None, ge=0, le=65535)
+    hl7_host: str = "127.0.0.1"
+    hl7_tls_cert: Path | None = None
+    hl7_tls_key: Path | None = None
+    hl7_tls_client_ca: Path | None = None  # set to require client certificates signed by this CA
+    hl7_max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
+    hl7_frame_timeout_s: float = Field(default=30.0, gt=0)  # a started message must be complete within this
+    hl7_idle_timeout_s: float = Field(default=600.0, ge=0)  # close a silent connection after this; 0 = never
+    hl7_max_connections: int = Field(default=64, ge=1)
+    # MSH-18 empty means ASCII in the standard; UTF-8 reads ASCII identically and also takes the
+    # many senders that send UTF-8 without saying so. A Latin-1 sender that names no charset needs 8859/1.
+    hl7_default_charset: str = "UNICODE UTF-8"
+    hl7_application: str = "VITALBRIDGE"  # MSH-3 the hub sends
+    hl7_facility: str = "VITALBRIDGE"  # MSH-4 the hub sends
+    hl7_ack_timeout_s: float = Field(default=30.0, gt=0)  # how long the hub waits for a peer's ACK
+
+    @field_validator("hl7_port", mode="before")
+    @classmethod
+    def _port_off(cls, v: object) -> object:
+        # VB_HL7_PORT= (empty) and VB_HL7_PORT=0 both mean "no listener".
+        if v in ("", 0, "0", None):
+            return None
+        return v
+
+    @field_validator("hl7_tls_cert", "hl7_tls_key", "hl7_tls_client_ca", mode="before")
+    @classmethod
+    def _empty_path(cls, v: object) -> object:
+        return None if v == "" else v
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("inbound_rate_limits")
+    @classmethod
+    def _positive_limits(cls, value: dict[str, int]) -> dict[str, int]:
+        for prefix, per_minute in value.items():
+            if not prefix.startswith("/") or per_minute < 1:
+                raise ValueError("each rule is a path prefix starting with '/' and a positive count per minute")
+        return value
 
     @property
     def effective_database_url(self) -> str:

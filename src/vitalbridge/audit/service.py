@@ -46,7 +46,9 @@ class Actor:
         return cls("service", name)
 
 
-def _lock_chain(session: Session) -> None:
+def lock_chain(session: Session) -> None:
+    """Serialise writers of the chain until the transaction ends (a no-op on SQLite, which
+    already holds its write lock from ``BEGIN IMMEDIATE``)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_KEY})
 
@@ -68,7 +70,7 @@ def record(
     occurred_at: datetime | None = None,
 ) -> AuditEntry:
     """Append one entry to the chain. ``detail`` holds codes and ids only, never PHI values."""
-    _lock_chain(session)
+    lock_chain(session)
     session.flush()  # earlier entries of this transaction must be visible to the tail query
     tail = session.execute(
         select(AuditEntry.seq, AuditEntry.entry_hash).order_by(AuditEntry.seq.desc()).limit(1)

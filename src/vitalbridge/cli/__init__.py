@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from vitalbridge.cli import hub_commands, sandbox_commands, smart_commands, tenancy_commands
+from vitalbridge.cli import (
+    audit_commands,
+    hl7_commands,
+    hub_commands,
+    sandbox_commands,
+    smart_commands,
+    tenancy_commands,
+)
 
 app = typer.Typer(
     name="vitalbridge",
@@ -13,9 +20,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _start() -> None:
+    """Every command logs through the hub's redacting JSON logging (SPEC §9)."""
+    from vitalbridge.observability.logging import configure_logging
+    from vitalbridge.settings import load_settings
+
+    configure_logging(load_settings())
+
+
 hub_commands.register(app)
 tenancy_commands.register(app)
 sandbox_commands.register(app)
+hl7_commands.register(app)
+audit_commands.register(app)
 smart_commands.register(app)
 
 

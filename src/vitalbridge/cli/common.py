@@ -8,9 +8,20 @@ from contextlib import contextmanager
 import typer
 from sqlalchemy.orm import Session
 
+from vitalbridge.audit.service import Actor
 from vitalbridge.errors import VitalbridgeError
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.settings import load_settings
+
+
+def operator() -> Actor:
+    """The audit actor for CLI actions: the operator's login name."""
+    import getpass
+
+    try:
+        return Actor("cli", getpass.getuser())
+    except (KeyError, OSError):
+        return Actor("cli", "unknown")
 
 
 @contextmanager

@@ -39,7 +39,8 @@ def serve(
     from vitalbridge.app import create_app
 
     settings = load_settings(host=host, port=port)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    # log_config=None: uvicorn logs through the hub's redacting JSON handlers.
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None)
 
 
 def up() -> None:

@@ -1,4 +1,7 @@
-"""``vitalbridge orgs|tokens|practices``: scriptable tenant administration."""
+"""``vitalbridge orgs|users|tokens|practices``: scriptable tenant administration.
+
+Changes to users and tokens are written to the audit trail with the operator's login as actor.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,21 @@ from typing import Annotated
 
 import typer
 
-from vitalbridge.cli.common import hub_session
+from vitalbridge.audit import Outcome, record
+from vitalbridge.cli.common import hub_session, operator
 from vitalbridge.tenancy import service
 from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, PracticeEnvironment, Role
 from vitalbridge.tenancy.schemas import PracticeIn, PracticeOut
 
 orgs = typer.Typer(help="Organizations (RPM customers).", no_args_is_help=True)
 tokens = typer.Typer(help="Hub API tokens.", no_args_is_help=True)
+users = typer.Typer(help="Users of an organization.", no_args_is_help=True)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else "-"
+
+
 practices = typer.Typer(help="Practices: one EHR tenant each.", no_args_is_help=True)
 
 
@@ -49,8 +60,98 @@ def tokens_create(
     with hub_session() as (_hub, session):
         organization = service.get_organization(session, org)
         expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
-        _row, raw = service.create_api_token(session, organization.id, role, name=name, expires_at=expires)
+        row, raw = service.create_api_token(session, organization.id, role, name=name, expires_at=expires)
+        record(
+            session,
+            action="token.created",
+            outcome=Outcome.success,
+            actor=operator(),
+            organization_id=organization.id,
+            resource_type="ApiToken",
+            resource_ids=[row.id],
+        )
         typer.echo(raw)
+
+
+@tokens.command("list")
+def tokens_list(org: Annotated[str, typer.Option(help="Organization id or name.")]) -> None:
+    """List tokens as `id  prefix  role  created  expires  last_used  revoked  name` (never the token)."""
+    with hub_session() as (_hub, session):
+        organization = service.get_organization(session, org)
+        for t in service.list_api_tokens(session, organization.id):
+            typer.echo(
+                "\t".join(
+                    [
+                        t.id,
+                        t.prefix,
+                        t.role.value,
+                        _when(t.created_at),
+                        _when(t.expires_at),
+                        _when(t.last_used_at),
+                        _when(t.revoked_at),
+                        t.name,
+                    ]
+                )
+            )
+
+
+@tokens.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[str, typer.Argument(help="Token id (from `tokens list`).")],
+    org: Annotated[str, typer.Option(help="Organization id or name.")],
+) -> None:
+    """Revoke a token: it is refused from the next request on."""
+    with hub_session() as (_hub, session):
+        organization = service.get_organization(session, org)
+        row = service.revoke_api_token(session, organization.id, token_id)
+        record(
+            session,
+            action="token.revoked",
+            outcome=Outcome.success,
+            actor=operator(),
+            organization_id=organization.id,
+            resource_type="ApiToken",
+            resource_ids=[row.id],
+        )
+        typer.echo(f"revoked {row.id}")
+
+
+@users.command("add")
+def users_add(
+    org: Annotated[str, typer.Option(help="Organization id or name.")],
+    email: Annotated[str, typer.Option(help="Login email, unique across the hub.")],
+    role: Annotated[Role, typer.Option(help="What the user may do.")] = Role.clinician,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+) -> None:
+    """Add a user to an organization and print its id."""
+    import re
+
+    from vitalbridge.tenancy.schemas import EMAIL_PATTERN
+
+    if not re.match(EMAIL_PATTERN, email):
+        raise typer.BadParameter("not an email address", param_hint="--email")
+    with hub_session() as (_hub, session):
+        organization = service.get_organization(session, org)
+        user = service.create_user(session, organization.id, email, role, name)
+        record(
+            session,
+            action="user.created",
+            outcome=Outcome.success,
+            actor=operator(),
+            organization_id=organization.id,
+            resource_type="User",
+            resource_ids=[user.id],
+        )
+        typer.echo(user.id)
+
+
+@users.command("list")
+def users_list(org: Annotated[str, typer.Option(help="Organization id or name.")]) -> None:
+    """List users as `id  email  role  created  display name`."""
+    with hub_session() as (_hub, session):
+        organization = service.get_organization(session, org)
+        for u in service.list_users(session, organization.id):
+            typer.echo("\t".join([u.id, u.email, u.role.value, _when(u.created_at), u.display_name]))
 
 
 @practices.command("add")
@@ -101,7 +202,7 @@ def practices_add(
         raise typer.Exit(2) from None
     with hub_session() as (hub, session):
         organization = service.get_organization(session, org)
-        practice = service.add_practice(session, organization.id, data, hub.sealer)
+        practice = service.add_practice(session, organization.id, data, hub.sealer, hub.settings)
         typer.echo(practice.id)
 
 
@@ -123,5 +224,6 @@ def practices_list(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(orgs, name="orgs")
+    app.add_typer(users, name="users")
     app.add_typer(tokens, name="tokens")
     app.add_typer(practices, name="practices")

@@ -18,8 +18,17 @@ def normalise_url(url: str) -> str:
     return url
 
 
+AUDIT_GUARD_FUNCTION = "vb_audit_guard"
+
+
+def _guard_on() -> int:
+    return 1
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
+    # SQL parameters are PHI: keep them out of logs and exception messages (SPEC §9).
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         # Several threads (API, in-process worker) share the file; WAL lets readers run
         # beside the single writer and busy_timeout waits out the writer instead of failing.
@@ -35,6 +44,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            # The audit tables' append-only triggers test this switch (SQLite has no session
+            # settings; migration 0004_audit_guards). Always on in the hub.
+            dbapi_conn.create_function(AUDIT_GUARD_FUNCTION, 0, _guard_on, deterministic=True)
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:

@@ -80,4 +80,4 @@ def seed_practice_from_settings(session: Session, settings: Settings, sealer: Se
             "scopes": _scopes_for(settings.ecw_app_type),
         }
     )
-    return service.add_practice(session, org.id, data, sealer)
+    return service.add_practice(session, org.id, data, sealer, settings)

@@ -1,4 +1,4 @@
-"""API shapes for practices (SPEC §2)."""
+"""API shapes for practices, users and API tokens (SPEC §2)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from datetime import datetime
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, PracticeEnvironment
+from vitalbridge.api.types import SafeText
+from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, PracticeEnvironment, Role
 
 PRACTICE_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -15,24 +16,24 @@ class PracticeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     practice_code: str = Field(pattern=PRACTICE_CODE_PATTERN, description="eCW practice code (path segment)")
-    name: str = Field(default="", max_length=200)
+    name: SafeText = Field(default="", max_length=200)
     environment: PracticeEnvironment = PracticeEnvironment.sandbox
     fhir_base_url: AnyHttpUrl
     token_url: AnyHttpUrl
     authorize_url: AnyHttpUrl | None = None
-    client_id: str = Field(min_length=1, max_length=200)
+    client_id: SafeText = Field(min_length=1, max_length=200)
     auth_method: AuthMethod = AuthMethod.private_key_jwt
     client_secret: SecretStr | None = None
     scopes: list[str] = Field(default_factory=lambda: ["system/Patient.read", "system/Observation.write"], min_length=1)
     rate_limit_per_minute: int = Field(default=250, ge=1, le=100_000)
     delivery_channel: DeliveryChannel = DeliveryChannel.fhir
-    hl7_sending_facility: str | None = Field(default=None, max_length=200)
+    hl7_sending_facility: SafeText | None = Field(default=None, max_length=200)
 
     @field_validator("scopes")
     @classmethod
     def _no_blank_scopes(cls, v: list[str]) -> list[str]:
         for s in v:
-            if not s or any(c.isspace() for c in s):
+            if not s or any(c.isspace() or not c.isprintable() for c in s):
                 raise ValueError("each scope is one non-empty token without spaces")
         return v
 
@@ -78,3 +79,56 @@ class PracticeOut(BaseModel):
             hl7_sending_facility=p.hl7_sending_facility,
             created_at=p.created_at,
         )
+
+
+# Deliberately plain: the hub sends no mail, so the address only has to be unambiguous.
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}$"
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: SafeText = Field(pattern=EMAIL_PATTERN, max_length=320)
+    display_name: SafeText = Field(default="", max_length=200)
+    role: Role = Role.clinician
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    email: str
+    display_name: str
+    role: Role
+    created_at: datetime
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    name: SafeText = Field(default="", max_length=200)
+    user_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9-]{1,36}$", description="Tie the token to a user of this organization"
+    )
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class TokenOut(BaseModel):
+    """A token as listed: never the token itself, never its hash."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    prefix: str
+    role: Role
+    user_id: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="Shown once; only its hash is stored")

@@ -1,0 +1,143 @@
+"""How the tenant isolation test seeds organization A and builds organization B's requests.
+
+Every ``/api/v1`` operation in the OpenAPI document must be covered here, or the test fails and
+says what to add:
+
+- a path parameter name → the kind of A's object whose id goes into it (``PATH_PARAM_KINDS``);
+- a query parameter that names one of A's objects → its kind (``QUERY_PARAM_KINDS``);
+- an operation with a request body → a body seeder (``BODY_SEEDERS``) that, where the body can
+  reference other objects, references A's (B must then be refused);
+- an operation that cannot be judged by these rules (e.g. an HMAC-signed webhook) → a custom
+  probe in ``CUSTOM_PROBES`` that makes its own assertions.
+
+A new kind of object is created in ``seed_organization_a``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from vitalbridge.hl7v2.models import Direction, Hl7Message, Hl7MessageStatus
+from vitalbridge.patients.models import Patient
+from vitalbridge.runtime import Hub
+
+
+@dataclass
+class World:
+    """A's objects (by kind) and the strings that must never appear in B's responses."""
+
+    a_headers: dict[str, str]
+    b_headers: dict[str, str]
+    ids: dict[str, str] = field(default_factory=dict)
+    markers: list[str] = field(default_factory=list)
+
+    def a_strings(self) -> list[str]:
+        return [*self.ids.values(), *self.markers]
+
+
+A_CORRELATION_ID = "0a0a0a0a-1111-4222-8333-a0a0a0a0a0a0"
+
+PATH_PARAM_KINDS: dict[str, str] = {
+    "practice_id": "practice",
+    "user_id": "user",
+    "token_id": "token",
+    "patient_id": "patient",
+    "message_id": "hl7_message",
+}
+
+QUERY_PARAM_KINDS: dict[str, str] = {
+    "practice": "practice",
+    "practice_id": "practice",
+    "patient_id": "patient",
+    "user_id": "user",
+    "correlation_id": "correlation",
+}
+
+
+def _new_practice(code: str) -> dict[str, Any]:
+    return {
+        "practice_code": code,
+        "name": "Isolation probe practice",
+        "fhir_base_url": f"https://fhir.example.org/fhir/r4/{code}",
+        "token_url": "https://oauth.example.org/oauth/oauth2/token",
+        "client_id": "iso-client",
+    }
+
+
+BodySeeder = Callable[[World], dict[str, Any]]
+
+BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
+    # Creations in B's own organization: allowed, and must not touch or reveal A.
+    ("POST", "/api/v1/practices/"): lambda w: _new_practice("ISOBPRACTICE"),
+    ("POST", "/api/v1/users/"): lambda w: {"email": "bob-iso@b.example", "role": "clinician"},
+    # A token for A's user, asked for by B: must be refused.
+    ("POST", "/api/v1/tokens/"): lambda w: {"role": "admin", "user_id": w.ids["user"]},
+    # EHR connection tests and disconnect, aimed at A's practice: must be refused before any EHR call.
+    ("POST", "/api/v1/ecw/test/jwt/"): lambda w: {"practice": w.ids["practice"]},
+    ("POST", "/api/v1/ecw/test/connection/"): lambda w: {"practice": w.ids["practice"]},
+    ("POST", "/api/v1/ecw/auth/revoke/"): lambda w: {"practice": w.ids["practice"]},
+}
+
+CustomProbe = Callable[[httpx.Client, World], None]
+CUSTOM_PROBES: dict[tuple[str, str], CustomProbe] = {}
+
+
+def seed_organization_a(hub: Hub, client: httpx.Client, world: World) -> None:
+    """One object of each kind in A, created the way users create them (API first)."""
+    headers = {**world.a_headers, "X-Request-ID": A_CORRELATION_ID}
+    resp = client.post("/api/v1/practices/", json=_new_practice("ISOAPRACTICE"), headers=headers)
+    assert resp.status_code == 201, resp.text
+    world.ids["practice"] = resp.json()["id"]
+    world.markers.append("ISOAPRACTICE")
+    resp = client.post(
+        "/api/v1/users/", json={"email": "alice-iso@a.example", "role": "clinician"}, headers=world.a_headers
+    )
+    assert resp.status_code == 201, resp.text
+    world.ids["user"] = resp.json()["id"]
+    world.markers.append("alice-iso@a.example")
+    resp = client.post("/api/v1/tokens/", json={"role": "clinician", "name": "iso-a-token"}, headers=world.a_headers)
+    assert resp.status_code == 201, resp.text
+    world.ids["token"] = resp.json()["id"]
+    world.markers += [resp.json()["prefix"], "iso-a-token"]
+    world.ids["correlation"] = A_CORRELATION_ID
+    # No patient API on this branch yet: the registry row is written as an import would.
+    with hub.sessions() as session, session.begin():
+        org_id = session.scalar(_org_of_practice(world.ids["practice"]))
+        assert org_id is not None
+        patient = Patient(
+            organization_id=org_id,
+            practice_id=world.ids["practice"],
+            ehr_id="iso-a-ehr-1",
+            mrn="ISOAMRN1",
+            given_name="Isoline",
+            family_name="Aardvark",
+        )
+        session.add(patient)
+        session.flush()
+        world.ids["patient"] = patient.id
+        message = Hl7Message(
+            direction=Direction.inbound,
+            organization_id=org_id,
+            practice_id=world.ids["practice"],
+            patient_id=patient.id,
+            control_id="ISOACTRL1",
+            message_type="ADT^A01",
+            status=Hl7MessageStatus.accepted,
+            raw=b"MSH|^~\\&|ISOA",
+        )
+        session.add(message)
+        session.flush()
+        world.ids["hl7_message"] = message.id
+    world.markers += ["ISOAMRN1", "Aardvark", "ISOACTRL1"]
+
+
+def _org_of_practice(practice_id: str) -> Any:
+    from sqlalchemy import select
+
+    from vitalbridge.tenancy.models import Practice
+
+    return select(Practice.organization_id).where(Practice.id == practice_id)
