@@ -18,8 +18,8 @@ run: $(STAMP)  ## migrate SQLite, start sandbox EHR + hub + demo tenant, serve u
 test: lint typecheck pytest  ## ruff, mypy, pytest (warnings are errors)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

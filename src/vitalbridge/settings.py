@@ -34,20 +34,33 @@ class AppType(enum.StrEnum):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VB_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
+    # Folder for the embedded SQLite database, the generated key file and demo files.
     data_dir: Path = Path("var")
+    # SQLAlchemy URL; empty = SQLite under VB_DATA_DIR. postgresql://user@host/db for production.
     database_url: str = ""
+    # Interface the hub binds (`vitalbridge serve --host`, `make run`).
     host: str = "127.0.0.1"
+    # Hub port (`make run`; `vitalbridge serve --port`).
     port: int = 8000
+    # Sandbox EHR port for `make run` and the ECW_ENVIRONMENT=sandbox endpoints.
     sandbox_port: int = 9090
+    # URL EHRs and browsers reach the hub at (JWKS URL, launch callback); default http://HOST:PORT.
     public_url: str = ""
+    # Key-encryption key for secrets at rest; required in production. Default: a 0600 key file in VB_DATA_DIR.
     secret_key: SecretStr | None = None
+    # Let tenants configure loopback/private EHR URLs (the sandbox demo needs it); keep off in production.
     allow_private_urls: bool = False
+    # Celery broker (redis://… or amqp://…) for separate delivery workers; empty = no Celery.
     broker_url: str = ""
+    # Redis for shared worker state where a feature supports it; the database is used otherwise.
     redis_url: str = ""
+    # Also write JSON logs to this file, rotated (see VB_LOG_MAX_BYTES, VB_LOG_BACKUPS).
     log_file: Path | None = None
     # Rotating file log (SPEC §9): 10 MB per file, this many old files kept beside it.
     log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Rotated log files kept.
     log_backups: int = Field(default=5, ge=0)
+    # Run the delivery worker inside the hub process (embedded default). False on API-only nodes.
     inprocess_worker: bool = True
 
     # Audit trail (SPEC §9): HIPAA asks for six years; seven is the common policy.
@@ -66,18 +79,23 @@ class Settings(BaseSettings):
 
     # eCW names kept as users know them (SPEC §2): they seed a first practice.
     ecw_client_id: str = Field(default="", validation_alias=AliasChoices("ECW_CLIENT_ID", "VB_ECW_CLIENT_ID"))
+    # Shared secret of an eCW registration that uses client_secret_basic.
     ecw_client_secret: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("ECW_CLIENT_SECRET", "VB_ECW_CLIENT_SECRET")
     )
+    # sandbox (local sandbox EHR), staging or production: picks eCW's endpoints for the seeded practice.
     ecw_environment: Environment = Field(
         default=Environment.sandbox, validation_alias=AliasChoices("ECW_ENVIRONMENT", "VB_ECW_ENVIRONMENT")
     )
+    # eCW practice code: the last path segment of the practice's FHIR base URL.
     ecw_practice_code: str = Field(
         default="", validation_alias=AliasChoices("ECW_PRACTICE_CODE", "VB_ECW_PRACTICE_CODE")
     )
+    # eCW app registration type: backend_service, provider or patient (sets the seeded scopes).
     ecw_app_type: AppType = Field(
         default=AppType.backend_service, validation_alias=AliasChoices("ECW_APP_TYPE", "VB_ECW_APP_TYPE")
     )
+    # Overrides the FHIR base URL derived from ECW_ENVIRONMENT and ECW_PRACTICE_CODE.
     ecw_fhir_base_url: str = Field(
         default="", validation_alias=AliasChoices("ECW_FHIR_BASE_URL", "VB_ECW_FHIR_BASE_URL")
     )
@@ -85,6 +103,7 @@ class Settings(BaseSettings):
     ecw_rate_limit: float = Field(default=10.0, validation_alias=AliasChoices("ECW_RATE_LIMIT", "VB_ECW_RATE_LIMIT"))
     # Organization that the ECW_* variables' practice is created in.
     seed_org: str = "Default organization"
+    # Log level; DEBUG logs EHR and API exchanges with secrets and PHI redacted.
     ecw_log_level: str = Field(default="INFO", validation_alias=AliasChoices("ECW_LOG_LEVEL", "VB_ECW_LOG_LEVEL"))
 
     # HL7 v2 over MLLP (docs/hl7.md). The listener runs inside the hub when hl7_port is set.
