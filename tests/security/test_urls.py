@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
 
 import pytest
@@ -41,14 +43,29 @@ PROD = Settings(data_dir=Path("unused"), allow_private_urls=False, ecw_environme
         ("https:///nohost", "no host"),
         ("http://host:99999/", "not a valid URL"),
         ("https://no-such-host.invalid/", "does not resolve"),
+        ("https://internal.clinic.test/fhir", "private"),  # a public-looking name pointing inside
     ],
 )
 def test_refused_targets(url: str, why: str) -> None:
     with pytest.raises(ValidationFailed, match=why) as err:
-        check_outbound_url(url, STRICT, field="token_url")
+        check_outbound_url(url, STRICT, field="token_url", resolver=_names)
     assert err.value.field_errors[0].loc == ("body", "token_url")
     # The message never repeats the URL (it may hold a pasted secret).
     assert url not in str(err.value)
+
+
+def _names(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """A fixed DNS table: tests never query a resolver off this machine."""
+    table = {"internal.clinic.test": ["10.0.0.5"], "ehr.clinic.test": ["93.184.215.14"]}
+    if host in table:
+        return [ipaddress.ip_address(a) for a in table[host]]
+    # Numeric forms (e.g. one integer for an IPv4 address) resolve without a DNS query.
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    return [ipaddress.ip_address(info[4][0]) for info in infos]
+
+
+def test_names_resolving_to_public_addresses_pass() -> None:
+    assert check_outbound_url("https://ehr.clinic.test/fhir/r4/A", STRICT, resolver=_names)
 
 
 def test_public_addresses_pass_and_production_needs_https() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from vitalbridge.errors import FieldError, ValidationFailed
@@ -47,12 +48,18 @@ def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
+# Host name → addresses; the system resolver by default. Tests pass their own table so they
+# never send a DNS query off the machine.
+Resolver = Callable[[str, int], list[ipaddress.IPv4Address | ipaddress.IPv6Address]]
+
+
 def check_outbound_url(
     url: str,
     settings: Settings,
     *,
     field: str = "url",
     require_https: bool | None = None,
+    resolver: Resolver | None = None,
 ) -> str:
     """Return ``url`` when the hub may call it; raise ``ValidationFailed`` naming ``field``.
 
@@ -84,7 +91,7 @@ def check_outbound_url(
         if host.rstrip(".").lower() == "localhost" or host.rstrip(".").lower().endswith(".localhost"):
             raise _refuse(field, "the host is this machine (set VB_ALLOW_PRIVATE_URLS=true for a sandbox)") from None
         try:
-            addresses = _resolve(host, port)
+            addresses = (resolver or _resolve)(host, port)
         except (OSError, UnicodeError):
             raise _refuse(field, "the host name does not resolve") from None
     if not addresses:
