@@ -184,6 +184,10 @@ class Settings(BaseSettings):
     delivery_max_age_s: float = Field(default=72 * 3600.0, gt=0)
     # How long the server's CapabilityStatement (conditionalCreate) is trusted per practice.
     delivery_capability_ttl_s: float = Field(default=3600.0, ge=0)
+    # Celery trigger (docs/delivery.md): the queue hints go to, and an optional prefix for every
+    # Redis key Celery writes, so several hubs (or test runs) can share one Redis server.
+    celery_queue: str = Field(default="vitalbridge.delivery", min_length=1, max_length=200)
+    celery_key_prefix: str = Field(default="", max_length=100)
 
     @property
     def identifier_base(self) -> str:
