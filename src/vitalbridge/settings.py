@@ -148,6 +148,10 @@ class Settings(BaseSettings):
     launch_state_ttl_s: int = Field(default=600, ge=30)
     # How long a caller waits for a free slot in the EHR rate limit before giving up with 429.
     rate_limit_max_wait_s: float = Field(default=30.0, ge=0)
+    # Time allowed between taking a slot and the EHR counting the request (connect, TLS, queueing).
+    # The practice bucket holds back this much of its refill, so a request that is slower to
+    # arrive than the one before it never finds the EHR's bucket (same size, same rate) empty.
+    rate_limit_transit_s: float = Field(default=0.5, ge=0, le=10)
     # Readings pipeline (SPEC §5-§7).
     # Webhook timestamps further than this from the hub's clock are refused as replays (SPEC §5: 5 min).
     webhook_max_skew_s: int = Field(default=300, ge=30, le=3600)
