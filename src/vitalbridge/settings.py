@@ -167,6 +167,10 @@ class Settings(BaseSettings):
     launch_state_ttl_s: int = Field(default=600, ge=30)
     # How long a caller waits for a free slot in the EHR rate limit before giving up with 429.
     rate_limit_max_wait_s: float = Field(default=30.0, ge=0)
+    # Time allowed between taking a slot and the EHR counting the request (connect, TLS, queueing).
+    # The practice bucket holds back this much of its refill, so a request that is slower to
+    # arrive than the one before it never finds the EHR's bucket (same size, same rate) empty.
+    rate_limit_transit_s: float = Field(default=0.5, ge=0, le=10)
     # Readings pipeline (SPEC §5-§7).
     # Webhook timestamps further than this from the hub's clock are refused as replays (SPEC §5: 5 min).
     webhook_max_skew_s: int = Field(default=300, ge=30, le=3600)
@@ -203,6 +207,10 @@ class Settings(BaseSettings):
     delivery_max_age_s: float = Field(default=72 * 3600.0, gt=0)
     # How long the server's CapabilityStatement (conditionalCreate) is trusted per practice.
     delivery_capability_ttl_s: float = Field(default=3600.0, ge=0)
+    # Celery trigger (docs/delivery.md): the queue hints go to, and an optional prefix for every
+    # Redis key Celery writes, so several hubs (or test runs) can share one Redis server.
+    celery_queue: str = Field(default="vitalbridge.delivery", min_length=1, max_length=200)
+    celery_key_prefix: str = Field(default="", max_length=100)
 
     @property
     def identifier_base(self) -> str:

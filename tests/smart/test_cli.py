@@ -51,10 +51,10 @@ def test_key_lifecycle(db_url: str, tmp_path: Path) -> None:
     assert listed[second]["state"] == "next"
     assert listed[second]["activate_at"] != "-"
     assert "active (signing now)" in run(["keys", "rotate", "--now"], env).stdout
-    refused = run(["keys", "retire", second], env, ok=False)
+    refused = run(["keys", "retire", "--", second], env, ok=False)
     assert refused.returncode == 1
     assert "active signing key" in refused.stderr
-    assert run(["keys", "retire", first], env).stdout.strip() == f"{first}\tretired"
+    assert run(["keys", "retire", "--", first], env).stdout.strip() == f"{first}\tretired"
     states = {k["kid"]: k["state"] for k in json.loads(run(["keys", "list", "--json"], env).stdout)}
     assert states == {first: "retired", second: "active"}
 

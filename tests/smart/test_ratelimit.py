@@ -142,7 +142,8 @@ def test_token_requests_count_against_the_practice_budget(smart_env: SmartEnv) -
         stats = smart_env.sandbox.stats()
         assert stats["token_requests_by_practice"] == {"PRAC2": 1}
         assert stats["fhir_requests_by_practice"]["PRAC2"] == 2
-        t.now += 20.0  # one slot back at 3/min
+        # One slot back at 3/min; a new bucket starts earning after the transit allowance.
+        t.now += 20.0 + smart.limiter.transit_s
         client.get(practice, "metadata")
         # A practice's own bucket: the other practice is unaffected.
         client.get(smart_env.practice, "metadata")
@@ -160,6 +161,27 @@ def test_waiting_for_a_slot_then_calling(smart_env: SmartEnv) -> None:
         client = EhrClient(smart_env.hub, smart)
         client.get(practice, "metadata")
         client.get(practice, "metadata")
-        assert t.slept == [pytest.approx(30.0)]
+        # 2/min: the next slot 30 s on, plus the new bucket's transit allowance.
+        assert t.slept == [pytest.approx(30.0 + smart.limiter.transit_s)]
     finally:
         smart.close()
+
+
+def test_transit_allowance_keeps_the_hub_behind_the_ehr_bucket(hub: Hub) -> None:
+    """The EHR's bucket starts when our first request arrives, later than ours: we hold back
+    ``transit_s`` of refill so a request that arrives faster than the first is not refused."""
+    t = FakeTime()
+    rl = RateLimiter(hub.sessions, hub_rate_per_s=0.0, max_wait_s=0.0, transit_s=0.5, clock=t.clock, sleep=t.sleep)
+    c = conn(per_minute=60)
+    for _ in range(60):  # the whole burst is still there at the start
+        assert rl.try_acquire(c) == 0.0
+    assert rl.try_acquire(c) == pytest.approx(1.5)  # 1 s per call at 60/min, after the 0.5 s allowance
+    t.now += 1.0
+    assert rl.try_acquire(c) > 0
+    t.now += 0.5
+    assert rl.try_acquire(c) == 0.0
+    # After a long idle the bucket refills to capacity less rate x transit (60 - 0.5): 59 calls.
+    t.now += 3600.0
+    for _ in range(59):
+        assert rl.try_acquire(c) == 0.0
+    assert rl.try_acquire(c) > 0

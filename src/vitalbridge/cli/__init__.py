@@ -7,6 +7,7 @@ import typer
 from vitalbridge.cli import (
     audit_commands,
     delivery_commands,
+    demo_commands,
     fhir_commands,
     gateway_commands,
     hl7_commands,
@@ -44,6 +45,7 @@ fhir_commands.register(app)
 triage_commands.register(app)
 smart_commands.register(app)
 delivery_commands.register(app)
+demo_commands.register(app)
 
 
 def main() -> None:

@@ -30,7 +30,25 @@ def worker(
         from vitalbridge.delivery.celery_app import configure
 
         configure(settings)
-        celery_app.worker_main(["worker", "--pool", "threads", "--concurrency", str(n), "--loglevel", "WARNING"])
+        import os
+
+        # Rows are claimed in the database, so workers need no mingle/gossip chatter (mingle
+        # also delays start-up waiting for replies); the node name is unique per process.
+        celery_app.worker_main(
+            [
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                str(n),
+                "--loglevel",
+                "WARNING",
+                "--without-mingle",
+                "--without-gossip",
+                "--hostname",
+                f"vitalbridge-{os.getpid()}@%h",
+            ]
+        )
         return
     from vitalbridge.delivery.worker import Worker
 

@@ -35,7 +35,12 @@ _state_lock = threading.Lock()
 
 
 def configure(settings: Settings) -> Celery:
+    transport: dict[str, Any] = {}
+    if settings.celery_key_prefix:
+        # kombu's Redis transport prefixes every key it writes (queues, unacked, bindings) with this.
+        transport["global_keyprefix"] = settings.celery_key_prefix
     app.conf.update(
+        broker_transport_options=transport,
         broker_url=settings.broker_url or "redis://127.0.0.1:6379/0",
         task_ignore_result=True,
         # A task is acknowledged after deliver() returns; with a killed worker the broker
@@ -45,7 +50,7 @@ def configure(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        task_default_queue="vitalbridge.delivery",
+        task_default_queue=settings.celery_queue,
     )
     return app
 

@@ -1,6 +1,6 @@
 """Claiming outbox rows and sweeping expired leases (SPEC §7 "Nothing is lost", DESIGN principle 1).
 
-A claim is one atomic statement that turns due ``pending`` rows into ``in_flight`` rows owned by
+A claim is one short transaction that turns due ``pending`` rows into ``in_flight`` rows owned by
 one worker until ``lease_expires_at``::
 
     UPDATE outbox SET status='in_flight', lease_owner=…, lease_expires_at=…, attempts=attempts+1
@@ -42,9 +42,16 @@ def _claim(session: Session, owner: str, lease_s: float, now: datetime, *, limit
     )
     if only is not None:
         due = due.where(OutboxEntry.id == only)
+    # Select (and lock) the ids first, then update exactly those. As one UPDATE ... WHERE id IN
+    # (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED), PostgreSQL may evaluate the subquery more
+    # than once and claim more than ``limit`` rows, leaving the extra ones leased to a worker
+    # that never runs them until the lease expires.
+    ids = list(session.scalars(due).all())
+    if not ids:
+        return []
     stmt = (
         update(OutboxEntry)
-        .where(OutboxEntry.id.in_(due.scalar_subquery()), OutboxEntry.status == OutboxStatus.pending)
+        .where(OutboxEntry.id.in_(ids), OutboxEntry.status == OutboxStatus.pending)
         .values(
             status=OutboxStatus.in_flight,
             lease_owner=owner,

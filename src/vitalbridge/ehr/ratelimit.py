@@ -9,6 +9,14 @@ Two buckets gate every call, token requests included (eCW counts ``/token`` agai
 * ``hub`` — the hub-wide ceiling ``ECW_RATE_LIMIT`` requests per second (default 10), capacity one
   second's worth.
 
+The EHR counts a request when it arrives, the hub when it takes the slot. If the first request
+after a full bucket is slower to arrive than a later one, the EHR's bucket started later than
+ours and holds less than we think: at the exact pace the later request is refused. So the
+practice bucket holds back ``transit_s`` worth of refill (``VB_RATE_LIMIT_TRANSIT_S``): a new
+bucket starts earning only ``transit_s`` after it is created, and refill stops that much short
+of capacity. The full burst is still available at the start; the cost is rate x transit_s calls
+once per idle period (2.5 calls at 300/min), never a share of the rate.
+
 Both are rows in ``ehr_rate_buckets``, taken and updated in one short transaction, so every
 worker process on the database shares them; nobody holds a lock while waiting. After a 429 the
 practice is blocked until ``Retry-After`` and its rate halved, recovering over a few minutes.
@@ -44,6 +52,10 @@ class BucketSpec:
     key: str
     capacity: float
     rate_per_s: float  # before the slow factor
+    # Refill stops this many tokens short of capacity (the transit allowance, see above).
+    reserve: float = 0.0
+    # A new bucket starts earning this many seconds after it is created.
+    start_delay_s: float = 0.0
 
 
 def refill(bucket: RateBucket, spec: BucketSpec, now: float) -> None:
@@ -53,7 +65,9 @@ def refill(bucket: RateBucket, spec: BucketSpec, now: float) -> None:
     # No tokens accrue while the EHR has told us to hold off.
     start = max(bucket.updated_at, min(bucket.blocked_until, now))
     earning = max(0.0, now - start)
-    bucket.tokens = min(spec.capacity, bucket.tokens + earning * spec.rate_per_s * bucket.slow_factor)
+    ceiling = max(1.0, spec.capacity - spec.reserve)
+    if bucket.tokens < ceiling:
+        bucket.tokens = min(ceiling, bucket.tokens + earning * spec.rate_per_s * bucket.slow_factor)
     bucket.updated_at = max(bucket.updated_at, now)
 
 
@@ -63,7 +77,9 @@ def wait_for(bucket: RateBucket, spec: BucketSpec, now: float) -> float:
         return bucket.blocked_until - now
     if bucket.tokens >= 1.0:
         return 0.0
-    return (1.0 - bucket.tokens) / (spec.rate_per_s * bucket.slow_factor)
+    # A new bucket earns nothing before its start delay has passed.
+    not_earning = max(0.0, bucket.updated_at - now)
+    return not_earning + (1.0 - bucket.tokens) / (spec.rate_per_s * bucket.slow_factor)
 
 
 class RateLimiter:
@@ -75,18 +91,21 @@ class RateLimiter:
         *,
         hub_rate_per_s: float,
         max_wait_s: float = 30.0,
+        transit_s: float = 0.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._sessions = sessions
         self._hub_rate = hub_rate_per_s
         self.max_wait_s = max_wait_s
+        self.transit_s = transit_s
         self._clock = clock
         self._sleep = sleep
 
     def _specs(self, conn: PracticeConnection) -> list[BucketSpec]:
         per_minute = max(1, conn.rate_limit_per_minute)
-        specs = [BucketSpec(practice_key(conn.id), float(per_minute), per_minute / 60.0)]
+        rate = per_minute / 60.0
+        specs = [BucketSpec(practice_key(conn.id), float(per_minute), rate, rate * self.transit_s, self.transit_s)]
         if self._hub_rate > 0:
             specs.append(BucketSpec(HUB_KEY, max(1.0, self._hub_rate), self._hub_rate))
         # Lock rows in one global order so two transactions never wait on each other crosswise.
@@ -96,7 +115,13 @@ class RateLimiter:
         return get_or_create_locked(
             session,
             select(RateBucket).where(RateBucket.key == spec.key),
-            lambda: RateBucket(key=spec.key, tokens=spec.capacity, updated_at=now, blocked_until=0.0, slow_factor=1.0),
+            lambda: RateBucket(
+                key=spec.key,
+                tokens=spec.capacity,
+                updated_at=now + spec.start_delay_s,
+                blocked_until=0.0,
+                slow_factor=1.0,
+            ),
         )
 
     def try_acquire(self, conn: PracticeConnection) -> float:

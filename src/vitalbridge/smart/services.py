@@ -69,6 +69,7 @@ def build_smart(
         hub.sessions,
         hub_rate_per_s=s.ecw_rate_limit,
         max_wait_s=s.rate_limit_max_wait_s,
+        transit_s=s.rate_limit_transit_s,
         clock=limiter_clock,
         sleep=sleep,
     )

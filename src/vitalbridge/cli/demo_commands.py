@@ -1,0 +1,46 @@
+"""``vitalbridge demo``: readings through the webhook to the (sandbox) EHR, verified (SPEC §7; docs/demo.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+
+def demo(
+    readings: Annotated[int, typer.Option(min=1, max=100_000, help="How many readings to send.")] = 40,
+    fault_rate: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="Share of EHR requests failing transiently (5xx, timeouts, ...).")
+    ] = 0.0,
+    sandbox: Annotated[str | None, typer.Option(help="A running sandbox EHR's URL (default: start one).")] = None,
+    practice: Annotated[str, typer.Option(help="Practice code in the sandbox.")] = "JAFJCD",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every reading to settle.")] = 600.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+) -> None:
+    """Send N mixed readings, wait until each is delivered or dead, and check the EHR holds every
+    Observation exactly once. Exits 1 on any loss or duplicate."""
+    from vitalbridge.demo.drive import send_readings, verify, wait_settled
+    from vitalbridge.demo.environment import demo_environment
+
+    def progress(counts: dict[str, int]) -> None:
+        shown = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+        print(f"demo: {shown}", file=sys.stderr, flush=True)
+
+    with demo_environment(sandbox_url=sandbox, practice_code=practice, fault_rate=fault_rate) as env:
+        print(f"demo: sending {readings} readings to {env.hub_url}", file=sys.stderr, flush=True)
+        sent = send_readings(env, readings)
+        counts = wait_settled(env, timeout, progress)
+        summary = verify(env, sent, counts)
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict()))
+    else:
+        for key, value in summary.as_dict().items():
+            typer.echo(f"{key:<22} {value}")
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
