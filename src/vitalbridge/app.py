@@ -32,10 +32,21 @@ from vitalbridge.lifecycle import register, start_services, stop_services
 from vitalbridge.observability.logging import configure_logging, debug_http_enabled
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.settings import Settings, load_settings
+from vitalbridge.smart.views import jwks_router
+from vitalbridge.smart.views import router as smart_router
 from vitalbridge.tenancy.access_views import tokens_router, users_router
 from vitalbridge.tenancy.views import router as practices_router
 
-ROUTERS = [health_router, practices_router, users_router, tokens_router, audit_router, hl7_router]
+ROUTERS = [
+    health_router,
+    practices_router,
+    users_router,
+    tokens_router,
+    audit_router,
+    hl7_router,
+    jwks_router,
+    smart_router,
+]
 
 # Off unless VB_HL7_PORT is set (docs/hl7.md).
 register("hl7.listener", start_hl7_listener)

@@ -2,13 +2,24 @@
 
     VitalbridgeError                  500  exception   AE
     ├── ConfigurationError            500  exception   AE   (operator must fix settings)
+    ├── BadRequest                    400  invalid     AR   (e.g. a forged or replayed OAuth state)
     ├── NotFound                      404  not-found   AE
     ├── Unauthorized                  401  login       AR
     ├── Forbidden                     403  forbidden   AR
     ├── Conflict                      409  conflict    AE
     ├── ValidationFailed              422  invalid     AE   (carries field-level errors)
-    ├── RateLimited                   429  throttled   AE   (carries retry_after)
-    └── UpstreamError                 502  transient   AE   (the EHR or a gateway failed)
+    ├── RateLimited                   429  throttled   AE   (carries retry_after)          transient
+    │   └── EhrRateLimited            429  throttled   AE   (the EHR answered 429)         transient
+    └── UpstreamError                 502  transient   AE   (the EHR or a gateway failed)  transient
+        ├── EhrUnavailable            502  transient   AE   (5xx, timeout, connect/reset)  transient
+        ├── EhrRejected               502  processing  AE   (a 4xx the EHR will repeat)    permanent
+        │   ├── EhrForbidden          502  forbidden   AE   (403: scope not granted)
+        │   ├── EhrNotFound           502  not-found   AE   (404/410: e.g. a merged patient)
+        │   └── EhrInvalid            502  invalid     AE   (400/422 with an OperationOutcome)
+        └── EhrAuthError              502  login       AE   (token endpoint refused: oauth_error) permanent
+            └── EhrAuthUnavailable    502  transient   AE   (token endpoint unreachable / 5xx)    transient
+
+``transient`` is a class attribute: retry policies decide by type (STYLE 6), never by message.
 
 Each class knows its HTTP status, FHIR ``OperationOutcome.issue.code`` and HL7 v2 ACK code;
 converters to each wire format live beside the wire (``api`` error handler, ``fhir`` outcome,
@@ -42,6 +53,8 @@ class VitalbridgeError(Exception):
     fhir_issue_code: ClassVar[str] = "exception"
     hl7_ack_code: ClassVar[str] = "AE"
     error_code: ClassVar[str] = "internal_error"
+    # Worth trying again later unchanged (network, overload), as opposed to needing a fix.
+    transient: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -58,6 +71,13 @@ class VitalbridgeError(Exception):
 
 class ConfigurationError(VitalbridgeError):
     error_code = "configuration_error"
+
+
+class BadRequest(VitalbridgeError):
+    http_status = 400
+    fhir_issue_code = "invalid"
+    hl7_ack_code = "AR"
+    error_code = "bad_request"
 
 
 class NotFound(VitalbridgeError):
@@ -99,9 +119,97 @@ class RateLimited(VitalbridgeError):
     http_status: ClassVar[int] = 429
     fhir_issue_code: ClassVar[str] = "throttled"
     error_code: ClassVar[str] = "rate_limited"
+    transient: ClassVar[bool] = True
 
 
+@dataclass
+class EhrRateLimited(RateLimited):
+    """The EHR answered 429; ``retry_after`` comes from its ``Retry-After`` header."""
+
+    error_code: ClassVar[str] = "ehr_rate_limited"
+
+
+@dataclass
 class UpstreamError(VitalbridgeError):
-    http_status = 502
-    fhir_issue_code = "transient"
-    error_code = "upstream_error"
+    """The EHR or a gateway failed. ``status_code`` is the upstream HTTP status, if any.
+
+    ``diagnostics`` is the upstream's own explanation (e.g. OperationOutcome text). It is shown
+    to the API caller and kept out of ``str()`` so that logging the exception cannot copy
+    whatever the EHR echoed back.
+    """
+
+    status_code: int | None = None
+    diagnostics: str | None = field(default=None, repr=False)
+
+    http_status: ClassVar[int] = 502
+    fhir_issue_code: ClassVar[str] = "transient"
+    error_code: ClassVar[str] = "upstream_error"
+    transient: ClassVar[bool] = True
+
+    def as_problem(self) -> dict[str, Any]:
+        body = super().as_problem()
+        if self.status_code is not None:
+            body["upstream_status"] = self.status_code
+        if self.diagnostics:
+            body["diagnostics"] = self.diagnostics
+        return body
+
+
+@dataclass
+class EhrUnavailable(UpstreamError):
+    """5xx, timeout, refused or reset connection: the same request may well work later."""
+
+    error_code: ClassVar[str] = "ehr_unavailable"
+
+
+@dataclass
+class EhrRejected(UpstreamError):
+    """A 4xx the EHR would give again: retrying unchanged cannot help (SPEC §7)."""
+
+    fhir_issue_code: ClassVar[str] = "processing"
+    error_code: ClassVar[str] = "ehr_rejected"
+    transient: ClassVar[bool] = False
+
+
+@dataclass
+class EhrForbidden(EhrRejected):
+    fhir_issue_code: ClassVar[str] = "forbidden"
+    error_code: ClassVar[str] = "ehr_forbidden"
+
+
+@dataclass
+class EhrNotFound(EhrRejected):
+    fhir_issue_code: ClassVar[str] = "not-found"
+    error_code: ClassVar[str] = "ehr_not_found"
+
+
+@dataclass
+class EhrInvalid(EhrRejected):
+    fhir_issue_code: ClassVar[str] = "invalid"
+    error_code: ClassVar[str] = "ehr_invalid"
+
+
+@dataclass
+class EhrAuthError(UpstreamError):
+    """The EHR's token endpoint refused; ``oauth_error`` is its RFC 6749 §5.2 ``error`` code."""
+
+    oauth_error: str | None = None
+
+    fhir_issue_code: ClassVar[str] = "login"
+    error_code: ClassVar[str] = "ehr_auth_failed"
+    transient: ClassVar[bool] = False
+
+    def as_problem(self) -> dict[str, Any]:
+        body = super().as_problem()
+        if self.oauth_error:
+            body["oauth_error"] = self.oauth_error
+        return body
+
+
+@dataclass
+class EhrAuthUnavailable(EhrAuthError):
+    """The token endpoint could not be reached or failed (5xx): not a credentials problem."""
+
+    fhir_issue_code: ClassVar[str] = "transient"
+    error_code: ClassVar[str] = "ehr_auth_unavailable"
+    transient: ClassVar[bool] = True

@@ -3,6 +3,11 @@
 Migrates SQLite under ``VB_DATA_DIR``, starts the sandbox EHR and the hub in one event loop,
 seeds a demo organization with a practice wired to the sandbox, prints URLs and an API token,
 and serves until Ctrl-C. A second run reuses the same data folder and tenant.
+
+The demo practice authenticates like a production eCW backend app: ``private_key_jwt`` with
+the hub's own RS384 key (created on first run), the hub's JWKS URL registered with the
+sandbox. It also keeps a client secret, so switching the practice to ``client_secret_basic``
+works against the sandbox too.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.sandbox.app import create_sandbox_app
 from vitalbridge.sandbox.config import SandboxConfig
 from vitalbridge.settings import Settings
+from vitalbridge.smart.keys import ensure_signing_key
+from vitalbridge.smart.launch import launch_scopes
+from vitalbridge.smart.services import jwks_url, redirect_uri
 from vitalbridge.tenancy import service
 from vitalbridge.tenancy.ecw_seed import seed_practice_from_settings
 from vitalbridge.tenancy.models import AuthMethod, Organization, Practice, Role
@@ -61,7 +69,7 @@ def seed_demo_tenant(hub: Hub, sandbox_url: str) -> tuple[Practice, str]:
                         "token_url": f"{sandbox_url}/oauth/oauth2/token",
                         "authorize_url": f"{sandbox_url}/oauth/oauth2/authorize",
                         "client_id": DEMO_CLIENT_ID,
-                        "auth_method": AuthMethod.client_secret_basic,
+                        "auth_method": AuthMethod.private_key_jwt,
                         "client_secret": secrets.token_urlsafe(24),
                         "scopes": ["system/Patient.read", "system/Observation.write", "system/Observation.read"],
                     }
@@ -74,6 +82,10 @@ def seed_demo_tenant(hub: Hub, sandbox_url: str) -> tuple[Practice, str]:
             practice.fhir_base_url = f"{sandbox_url}/fhir/r4/{DEMO_PRACTICE}"
             practice.token_url = f"{sandbox_url}/oauth/oauth2/token"
             practice.authorize_url = f"{sandbox_url}/oauth/oauth2/authorize"
+            if practice.auth_method is AuthMethod.client_secret_basic and practice.client_secret_sealed is not None:
+                # Demo data folders from before the hub had signing keys: move them to the default.
+                practice.auth_method = AuthMethod.private_key_jwt
+        ensure_signing_key(session, hub.sealer, key_size=hub.settings.key_size)
         if not token_path.exists():
             _row, raw = service.create_api_token(session, org.id, Role.admin, name="make run demo")
             _write_private(token_path, raw)
@@ -81,14 +93,18 @@ def seed_demo_tenant(hub: Hub, sandbox_url: str) -> tuple[Practice, str]:
 
 
 async def register_demo_client(hub: Hub, practice: Practice, sandbox_url: str) -> None:
-    """The sandbox keeps clients in memory, so every start registers the demo client again."""
+    """The sandbox keeps clients in memory, so every start registers the demo client again:
+    the hub's JWKS URL (private_key_jwt), its secret (client_secret_basic), backend scopes and
+    the standalone launch's user scopes and redirect URI."""
     secret = service.practice_client_secret(practice, hub.sealer)
+    scopes = practice.scopes.split()
     body = {
         "client_id": practice.client_id,
+        "jwks_url": jwks_url(hub.settings),
         "client_secret": secret,
-        "scopes": practice.scopes.split(),
+        "scopes": list(dict.fromkeys([*scopes, *launch_scopes(scopes)])),
         "practices": [practice.practice_code],
-        "redirect_uris": [f"{hub.settings.base_url}/api/v1/ecw/auth/callback/"],
+        "redirect_uris": [redirect_uri(hub.settings)],
     }
     async with httpx.AsyncClient(timeout=10) as client:
         for _ in range(50):
@@ -141,6 +157,7 @@ async def run_quickstart(settings: Settings) -> None:
                 "vitalbridge is running (embedded default: SQLite, in-process worker, sandbox EHR)",
                 f"  hub API        {settings.base_url}   (docs: {settings.base_url}/docs)",
                 f"  health         {settings.base_url}/healthz",
+                f"  JWKS           {jwks_url(settings)}   (registered with the sandbox; private_key_jwt RS384)",
                 f"  sandbox EHR    {sandbox_url}/fhir/r4/{DEMO_PRACTICE}",
                 f"  data folder    {settings.data_dir.resolve()}",
                 f"  API token      {api_token}",

@@ -21,6 +21,12 @@ class Hub:
     extras: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:
+        # Features keep long-lived helpers (HTTP clients …) in ``extras``; close them first.
+        for extra in list(self.extras.values()):
+            close = getattr(extra, "close", None)
+            if callable(close):
+                close()
+        self.extras.clear()
         self.engine.dispose()
 
 

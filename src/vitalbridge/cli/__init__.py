@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from vitalbridge.cli import audit_commands, hl7_commands, hub_commands, sandbox_commands, tenancy_commands
+from vitalbridge.cli import (
+    audit_commands,
+    hl7_commands,
+    hub_commands,
+    sandbox_commands,
+    smart_commands,
+    tenancy_commands,
+)
 
 app = typer.Typer(
     name="vitalbridge",
@@ -28,6 +35,7 @@ tenancy_commands.register(app)
 sandbox_commands.register(app)
 hl7_commands.register(app)
 audit_commands.register(app)
+smart_commands.register(app)
 
 
 def main() -> None:

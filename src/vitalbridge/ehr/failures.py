@@ -1,0 +1,97 @@
+"""Which error from the tree an EHR answer or a network failure becomes (SPEC §7).
+
+Decided by status code and exception type only, never by parsing messages (STYLE 6):
+5xx, 408, timeouts and connection failures are transient; 429 carries ``Retry-After``; 401 after
+a fresh token, 403, 404/410, 400/422 and other 4xx are permanent, with the EHR's
+OperationOutcome text kept in ``diagnostics`` (shown to API callers, never put in ``str()``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from vitalbridge.ehr.calls import CallTarget
+from vitalbridge.ehr.connection import PracticeConnection
+from vitalbridge.ehr.headers import parse_retry_after
+from vitalbridge.ehr.outcome import bearer_error, outcome_text
+from vitalbridge.errors import (
+    EhrAuthError,
+    EhrForbidden,
+    EhrInvalid,
+    EhrNotFound,
+    EhrRateLimited,
+    EhrRejected,
+    EhrUnavailable,
+    UpstreamError,
+)
+
+
+def response_json(resp: httpx.Response) -> Any:
+    if not resp.content:
+        return None
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def refusal(
+    conn: PracticeConnection, method: str, target: CallTarget, resp: httpx.Response, *, granted_scope: str
+) -> UpstreamError | EhrRateLimited:
+    """The error for a 4xx/5xx answer (the caller applies 429 back-off and 401 invalidation)."""
+    status = resp.status_code
+    what = f"{method.upper()} {target.resource_type or target.interaction.value}"
+    diagnostics = outcome_text(response_json(resp))
+    if status == 429:
+        retry_after = parse_retry_after(resp.headers.get("retry-after"))
+        return EhrRateLimited(
+            f"the EHR of practice {conn.practice_code} is rate limiting ({what}: 429); retry in {retry_after:.0f} s",
+            retry_after=retry_after,
+        )
+    if status == 401:
+        code = bearer_error(resp.headers.get("www-authenticate")) or "invalid_token"
+        return EhrAuthError(
+            f"the EHR of practice {conn.practice_code} refused a freshly issued token ({what}: 401 {code}); "
+            "check that the client is activated for this practice",
+            status_code=status,
+            diagnostics=diagnostics,
+            oauth_error=code,
+        )
+    if status >= 500 or status == 408:
+        return EhrUnavailable(
+            f"the EHR of practice {conn.practice_code} failed ({what}: HTTP {status}); try again later",
+            status_code=status,
+            diagnostics=diagnostics,
+        )
+    if status == 403:
+        return EhrForbidden(
+            f"the EHR of practice {conn.practice_code} refused {what} (403): the granted scopes "
+            f"({granted_scope or 'none reported'}) do not allow it",
+            status_code=status,
+            diagnostics=diagnostics,
+        )
+    if status in (404, 410):
+        return EhrNotFound(
+            f"the EHR of practice {conn.practice_code} has no such resource ({what}: {status})",
+            status_code=status,
+            diagnostics=diagnostics,
+        )
+    if status in (400, 422):
+        return EhrInvalid(
+            f"the EHR of practice {conn.practice_code} refused {what} as invalid ({status}); see diagnostics",
+            status_code=status,
+            diagnostics=diagnostics,
+        )
+    return EhrRejected(
+        f"the EHR of practice {conn.practice_code} refused {what} (HTTP {status})",
+        status_code=status,
+        diagnostics=diagnostics,
+    )
+
+
+def transport_error(conn: PracticeConnection, method: str, target: CallTarget, exc: Exception) -> EhrUnavailable:
+    what = f"{method.upper()} {target.resource_type or target.interaction.value}"
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed ({type(exc).__name__})"
+    return EhrUnavailable(f"the call to the EHR of practice {conn.practice_code} {kind}: {what}")

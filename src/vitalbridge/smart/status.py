@@ -1,0 +1,156 @@
+"""What ``GET /api/v1/ecw/auth/status/`` reports per practice (SPEC §3), and the connection
+tests behind ``POST /api/v1/ecw/test/jwt/`` and ``POST /api/v1/ecw/test/connection/``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vitalbridge.db.base import utcnow
+from vitalbridge.ehr.client import EhrClient
+from vitalbridge.ehr.connection import PracticeConnection
+from vitalbridge.errors import EhrRejected
+from vitalbridge.settings import Settings
+from vitalbridge.smart.models import BackendAuthStatus, EhrToken, GrantKind, GrantStatus, KeyState, SigningKey
+from vitalbridge.smart.services import Smart, jwks_url
+from vitalbridge.smart.tokens import STANDALONE_KEY
+from vitalbridge.tenancy.models import AuthMethod, Practice, PracticeEnvironment
+
+REQUIRED_RESOURCES = ("Patient", "Observation")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def deployment_warnings(settings: Settings, practice: Practice) -> list[str]:
+    """Things that break EHR registration although every local check passes."""
+    warnings = []
+    if not settings.public_url:
+        warnings.append(
+            "VB_PUBLIC_URL is not set: the JWKS URL and redirect URI use the listen address, which an EHR "
+            "outside this machine cannot reach"
+        )
+    elif practice.environment is PracticeEnvironment.production and not settings.public_url.startswith("https://"):
+        warnings.append("VB_PUBLIC_URL is not https: production EHRs fetch the JWKS only over TLS")
+    return warnings
+
+
+def practice_status(session: Session, practice: Practice, *, settings: Settings) -> dict[str, Any]:
+    jwks = jwks_url(settings)
+    active_kid = session.scalar(select(SigningKey.kid).where(SigningKey.state == KeyState.active))
+    backend = session.get(BackendAuthStatus, practice.id)
+    grant = session.scalar(
+        select(EhrToken).where(
+            EhrToken.practice_id == practice.id,
+            EhrToken.kind == GrantKind.standalone,
+            EhrToken.scope_key == STANDALONE_KEY,
+        )
+    )
+
+    credentials_problem: str | None = None
+    if practice.auth_method is AuthMethod.private_key_jwt and active_kid is None:
+        credentials_problem = "the hub has no signing key: run `vitalbridge keys generate`"
+    elif practice.auth_method is AuthMethod.client_secret_basic and practice.client_secret_sealed is None:
+        credentials_problem = "client_secret_basic is selected but no client secret is stored"
+    last_failed = bool(
+        backend is not None
+        and backend.last_error
+        and (
+            backend.last_success_at is None
+            or (backend.last_error_at is not None and backend.last_error_at > backend.last_success_at)
+        )
+    )
+    jwt_reason = credentials_problem
+    if jwt_reason is None and last_failed and backend is not None:
+        jwt_reason = f"the last token request failed: {backend.last_error_detail or backend.last_error}"
+
+    now = utcnow()
+    oauth2_configured = False
+    oauth2_reason: str | None
+    if grant is None:
+        oauth2_reason = "no user has authorized the standalone launch yet (GET /api/v1/ecw/auth/authorize/)"
+    elif grant.status is GrantStatus.revoked:
+        oauth2_reason = grant.status_reason or "the grant was revoked"
+    elif grant.refresh_token_sealed is None and (grant.expires_at is None or grant.expires_at <= now):
+        oauth2_reason = "the access token expired and there is no refresh token: authorize again"
+    else:
+        oauth2_configured = True
+        oauth2_reason = None
+
+    return {
+        "practice_id": practice.id,
+        "practice_code": practice.practice_code,
+        "auth_method": practice.auth_method.value,
+        "jwt_configured": jwt_reason is None,
+        "jwt_reason": jwt_reason,
+        "jwt_last_success": _iso(backend.last_success_at) if backend else None,
+        "jwt_last_error": backend.last_error if backend else None,
+        "jwt_last_error_at": _iso(backend.last_error_at) if backend else None,
+        "signing_kid": backend.last_kid if backend and backend.last_kid else active_kid,
+        "jwks_url": jwks,
+        "oauth2_configured": oauth2_configured,
+        "oauth2_reason": oauth2_reason,
+        "oauth2_token_expires": _iso(grant.expires_at) if grant and grant.status is GrantStatus.active else None,
+        "oauth2_authorized_by": grant.authorized_by if grant else None,
+        "fhir_base_url": practice.fhir_base_url,
+        "token_url": practice.token_url,
+        "authorize_url": practice.authorize_url,
+        "scopes": practice.scopes.split(),
+        "warnings": deployment_warnings(settings, practice),
+    }
+
+
+def check_jwt(smart: Smart, conn: PracticeConnection) -> dict[str, Any]:
+    """Get a backend-services token now (not from the cache); raises with a detailed error."""
+    token = smart.backend.token(conn, force=True)
+    return {
+        "status": "success",
+        "practice": conn.practice_code,
+        "auth_method": conn.auth_method.value,
+        "token_type": token.token_type,
+        "expires_in": token.lifetime_s,
+        "scope": token.scope,
+        "kid": None if conn.auth_method is AuthMethod.client_secret_basic else smart.keyring.signing_key().kid,
+    }
+
+
+def check_connection(client: EhrClient, conn: PracticeConnection) -> dict[str, Any]:
+    """Token + ``GET metadata``; the CapabilityStatement must support Patient and Observation."""
+    started = time.perf_counter()
+    resp = client.get(conn, "metadata", actor="service:connection-test")
+    elapsed_ms = round((time.perf_counter() - started) * 1000)
+    body = resp.body if isinstance(resp.body, dict) else {}
+    if body.get("resourceType") != "CapabilityStatement":
+        raise EhrRejected(
+            f"GET metadata of practice {conn.practice_code} did not return a CapabilityStatement; "
+            "check the practice's fhir_base_url",
+            status_code=resp.status_code,
+        )
+    resources: list[str] = []
+    for rest in body.get("rest") or []:
+        if isinstance(rest, dict) and rest.get("mode", "server") == "server":
+            resources.extend(str(r.get("type")) for r in rest.get("resource") or [] if isinstance(r, dict))
+    missing = [r for r in REQUIRED_RESOURCES if r not in resources]
+    if missing:
+        raise EhrRejected(
+            f"the FHIR server of practice {conn.practice_code} does not support {', '.join(missing)} "
+            "(not in its CapabilityStatement); vitalbridge needs Patient and Observation",
+            status_code=resp.status_code,
+        )
+    software = body.get("software") if isinstance(body.get("software"), dict) else {}
+    implementation = body.get("implementation") if isinstance(body.get("implementation"), dict) else {}
+    name = (software or {}).get("name") or (implementation or {}).get("description") or body.get("name")
+    return {
+        "status": "success",
+        "practice": conn.practice_code,
+        "fhir_server": name,
+        "fhir_version": body.get("fhirVersion"),
+        "capabilities": sorted(dict.fromkeys(resources)),
+        "response_time_ms": elapsed_ms,
+    }

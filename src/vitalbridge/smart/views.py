@@ -1,0 +1,145 @@
+"""HTTP routes for SMART on FHIR (SPEC §3 "Hub API for EHR auth"): the JWKS, the standalone
+launch (authorize, callback), per-practice status and the two connection tests.
+
+Handlers that call the EHR load what they need in a short transaction of their own and close it
+before any network call (no request-wide ``SessionDep``): an open SQLite write transaction
+would block the token cache and audit writes the call itself needs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from vitalbridge.api.deps import HubDep, require_role
+from vitalbridge.ehr.client import ehr_client
+from vitalbridge.ehr.connection import PracticeConnection
+from vitalbridge.errors import FieldError, ValidationFailed
+from vitalbridge.runtime import Hub
+from vitalbridge.smart import keys
+from vitalbridge.smart.services import JWKS_PATH, smart_for
+from vitalbridge.smart.status import check_connection, check_jwt, practice_status
+from vitalbridge.tenancy import service
+from vitalbridge.tenancy.models import Role
+from vitalbridge.tenancy.service import Principal
+
+jwks_router = APIRouter(tags=["smart"])
+router = APIRouter(prefix="/api/v1/ecw", tags=["smart"])
+
+AdminDep = Annotated[Principal, Depends(require_role(Role.admin))]
+IntegrationDep = Annotated[Principal, Depends(require_role(Role.integration))]
+AnyRoleDep = Annotated[Principal, Depends(require_role(Role.clinician, Role.integration))]
+
+
+@jwks_router.get(JWKS_PATH, summary="The hub's public signing keys (JWK Set)")
+def jwks(hub: HubDep) -> JSONResponse:
+    """Public RSA parameters only (kty, n, e, kid, alg, use); register this URL with each EHR."""
+    with hub.sessions() as session, session.begin():
+        document = keys.published_jwks(session)
+    return JSONResponse(document, headers={"Cache-Control": f"public, max-age={hub.settings.jwks_max_age_s}"})
+
+
+def _connection(hub: Hub, principal: Principal, ref: str | None) -> PracticeConnection:
+    """The caller's practice by id or code; with one practice only, ``practice`` may be omitted."""
+    with hub.sessions() as session, session.begin():
+        if ref:
+            return PracticeConnection.of(service.get_practice(session, principal.organization_id, ref))
+        practices = service.list_practices(session, principal.organization_id)
+        if len(practices) == 1:
+            return PracticeConnection.of(practices[0])
+    raise ValidationFailed(
+        "name the practice (id or practice code)",
+        [FieldError(("query", "practice"), "required when the organization has more than one practice")],
+    )
+
+
+class AuthorizeOut(BaseModel):
+    authorization_url: str
+    state: str
+    expires_at: str
+
+
+@router.get("/auth/authorize/", response_model=AuthorizeOut, summary="Start a standalone launch (PKCE)")
+def authorize(
+    hub: HubDep,
+    principal: AdminDep,
+    practice: Annotated[str | None, Query(description="Practice id or code")] = None,
+    scope: Annotated[str | None, Query(description="Space-separated scopes (default: derived)")] = None,
+) -> AuthorizeOut:
+    conn = _connection(hub, principal, practice)
+    actor = f"user:{principal.user_id}" if principal.user_id else f"token:{principal.token_id}"
+    started = smart_for(hub).standalone.start(conn, requested_by=actor, scopes=scope.split() if scope else None)
+    return AuthorizeOut(
+        authorization_url=started.authorization_url,
+        state=started.state,
+        expires_at=started.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+@router.get("/auth/callback/", summary="Redirect URI of the standalone launch (no hub token)")
+def callback(
+    hub: HubDep,
+    code: str | None = None,
+    state: str | None = None,
+    error: str | None = None,
+    error_description: str | None = None,
+) -> dict[str, Any]:
+    result = smart_for(hub).standalone.complete(
+        code=code, state=state, error=error, error_description=error_description
+    )
+    return {
+        "status": "connected",
+        "practice_id": result.practice_id,
+        "practice": result.practice_code,
+        "scope": result.scope,
+        "expires_at": result.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "refresh_token_issued": result.refresh_token_issued,
+    }
+
+
+@router.get("/auth/status/", summary="EHR authentication status per practice")
+def status(
+    hub: HubDep,
+    principal: AnyRoleDep,
+    practice: Annotated[str | None, Query(description="One practice (id or code); default all")] = None,
+) -> dict[str, Any]:
+    """With ``practice``: that practice's status object. Without: ``{"practices": [...]}``."""
+    with hub.sessions() as session, session.begin():
+        if practice:
+            found = service.get_practice(session, principal.organization_id, practice)
+            return practice_status(session, found, settings=hub.settings)
+        return {
+            "practices": [
+                practice_status(session, p, settings=hub.settings)
+                for p in service.list_practices(session, principal.organization_id)
+            ]
+        }
+
+
+class PracticeRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    practice: str | None = Field(default=None, description="Practice id or code (optional with one practice)")
+
+
+@router.post("/test/jwt/", summary="Get a backend-services token now")
+def post_test_jwt(hub: HubDep, principal: IntegrationDep, body: PracticeRef | None = None) -> dict[str, Any]:
+    conn = _connection(hub, principal, body.practice if body else None)
+    return check_jwt(smart_for(hub), conn)
+
+
+@router.post("/test/connection/", summary="Token + GET metadata: Patient and Observation supported?")
+def post_test_connection(hub: HubDep, principal: IntegrationDep, body: PracticeRef | None = None) -> dict[str, Any]:
+    conn = _connection(hub, principal, body.practice if body else None)
+    return check_connection(ehr_client(hub), conn)
+
+
+@router.post("/auth/revoke/", summary="Disconnect the standalone grant (RFC 7009 revocation)")
+def revoke(hub: HubDep, principal: AdminDep, body: PracticeRef | None = None) -> dict[str, Any]:
+    conn = _connection(hub, principal, body.practice if body else None)
+    actor = f"user:{principal.user_id}" if principal.user_id else f"token:{principal.token_id}"
+    confirmed = smart_for(hub).standalone.revoke(conn, actor=actor)
+    return {"status": "revoked", "practice": conn.practice_code, "confirmed_by_ehr": confirmed}
