@@ -1,1 +1,1 @@
-"""Benchmarks: each reports ratios against a baseline measured in the same run (machines are noisy); timings are measured here, never asserted in tests."""
+"""Benchmarks: each prints a ratio against a baseline measured in the same run; timings are measured here, never asserted in tests."""

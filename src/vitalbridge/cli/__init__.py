@@ -6,11 +6,14 @@ import typer
 
 from vitalbridge.cli import (
     audit_commands,
+    fhir_commands,
+    gateway_commands,
     hl7_commands,
     hub_commands,
     sandbox_commands,
     smart_commands,
     tenancy_commands,
+    triage_commands,
 )
 
 app = typer.Typer(
@@ -36,6 +39,9 @@ sandbox_commands.register(app)
 hl7_commands.register(app)
 audit_commands.register(app)
 smart_commands.register(app)
+gateway_commands.register(app)
+fhir_commands.register(app)
+triage_commands.register(app)
 
 
 def main() -> None:

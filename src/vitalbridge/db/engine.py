@@ -27,7 +27,8 @@ def _guard_on() -> int:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
-    # SQL parameters are PHI: keep them out of logs and exception messages (SPEC §9).
+    # SQLAlchemy puts bound parameters (reading values, names) into exception text, which ends
+    # up in logs and tracebacks: keep them out (SPEC §9, no PHI in logs).
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         # Several threads (API, in-process worker) share the file; WAL lets readers run
