@@ -1,1 +1,1 @@
-"""Benchmarks: each prints a ratio against a baseline measured in the same run; timings are measured here, never asserted in tests."""
+"""Benchmarks: each prints a ratio against a baseline measured in the same run (timings live here, never in tests)."""

@@ -69,6 +69,7 @@ def make_world(hub: Hub, name: str = "Org A") -> World:
                 }
             ),
             hub.sealer,
+            hub.settings,
         )
         gw, secret = gateway_service.create_gateway(
             session, hub.sealer, organization_id=tenant.org_id, kind=GatewayKind.mioconnect, actor=ADMIN

@@ -72,7 +72,9 @@ class SmartEnv:
         data.update(overrides)
         org_id = data.pop("organization_id", self.tenant.org_id)
         with self.hub.sessions() as session, session.begin():
-            practice = service.add_practice(session, org_id, PracticeIn.model_validate(data), self.hub.sealer)
+            practice = service.add_practice(
+                session, org_id, PracticeIn.model_validate(data), self.hub.sealer, self.hub.settings
+            )
             return PracticeConnection.of(practice)
 
     def register_client(self, client_id: str = CLIENT_ID, **overrides: Any) -> None:

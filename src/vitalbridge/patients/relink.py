@@ -1,0 +1,434 @@
+"""Re-linking a patient whose EHR record was merged away (SPEC §4 "Merged patients"; FHIR R4
+``Patient.link``).
+
+When the EHR answers 404/410 for a linked patient's id, or returns the Patient with
+``link[type=replaced-by]`` (usually with ``active: false``) — on a read, an import, a bulk sync or
+a delivery — ``relink_patient`` re-resolves it:
+
+1. follow ``replaced-by`` if the EHR names the successor (a few hops at most);
+2. else search the EHR by the patient's MRN, then its other current identifiers, and accept
+   exactly one active record that is not the old one (two candidates: ambiguous, no guess);
+3. re-link: the old id becomes a ``PatientEhrAlias``, demographics are refreshed from the new
+   record, and undelivered outbox rows follow the new id (``follow_outbox``). If another local
+   patient already holds the new id, the two local patients are merged (``patients.merge``).
+4. nothing found: the patient is really gone. It is marked ``inactive`` (reason ``ehr_gone``)
+   and its undelivered rows are dead-lettered with a reason that says so.
+
+Every outcome is audited (``patient.relinked``, ``patient.ehr_gone``, ``patient.relink_ambiguous``).
+EHR calls happen before the database transaction opens, never inside it.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vitalbridge import audit
+from vitalbridge.db.base import utcnow
+from vitalbridge.delivery.models import BlockedReason, OutboxEntry, OutboxStatus
+from vitalbridge.delivery.outbox import route, target_of
+from vitalbridge.ehr.connection import PracticeConnection
+from vitalbridge.errors import EhrNotFound, NotFound, ValidationFailed
+from vitalbridge.patients.ehr_reads import FHIR_ID, read_patient, search_patients
+from vitalbridge.patients.fhir_mapping import EhrPatient
+from vitalbridge.patients.merge import merge_patients, register_merge_step
+from vitalbridge.patients.models import Patient, PatientEhrAlias, PatientStatus
+from vitalbridge.patients.registry import REASON_EHR_GONE, apply_ehr
+from vitalbridge.runtime import Hub
+from vitalbridge.tenancy.models import Practice
+
+log = logging.getLogger(__name__)
+
+SERVICE = audit.Actor.service("patients")
+# The dead-letter reason the delivery worker records when the EHR refuses an Observation's subject.
+PATIENT_NOT_FOUND = "patient_not_found"
+# What a row dead-lettered because its patient is gone says (codes first, then a hint; no PHI).
+PATIENT_GONE_ERROR = (
+    "patient_gone: the EHR no longer has this patient (merged away or deleted) and no replacement was found "
+    "by MRN or identifier; re-import the patient, then replay"
+)
+MAX_HOPS = 5
+
+
+class How(enum.StrEnum):
+    """How a patient's current EHR record was found (audit ``detail.how``)."""
+
+    current = "current"  # the EHR id still stands
+    replaced_by = "replaced-by"  # the EHR named the successor (Patient.link)
+    identifier = "identifier"  # found by MRN / identifier search
+    gone = "gone"  # nothing found
+    ambiguous = "ambiguous"  # several active candidates: no guess
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What resolving needs of the local patient, read in a short transaction."""
+
+    patient_id: str
+    organization_id: str
+    ehr_id: str | None
+    mrn: str | None
+    mrn_system: str | None
+    identifiers: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    how: How
+    ehr: EhrPatient | None  # the record now standing for the patient (None when gone/ambiguous)
+    candidates: int = 0
+
+
+def _subject_id(entry: OutboxEntry) -> str | None:
+    subject = (entry.resource or {}).get("subject")
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    if isinstance(reference, str) and reference.startswith("Patient/"):
+        return reference.split("/", 1)[1]
+    return None
+
+
+def _refused_for_subject(entry: OutboxEntry) -> bool:
+    """A dead letter caused by the EHR not knowing the subject (not by a bad value)."""
+    return entry.last_status_code in (404, 410) or PATIENT_NOT_FOUND in (entry.last_error or "")
+
+
+def _followable(entry: OutboxEntry, now: datetime) -> bool:
+    if entry.status is OutboxStatus.blocked:
+        return entry.blocked_reason is BlockedReason.patient_unlinked
+    if entry.status is OutboxStatus.pending:
+        return True
+    if entry.status is OutboxStatus.in_flight:
+        # A live lease belongs to a worker; if its send fails for the old subject, the delivery
+        # path calls the re-link hook again and the row comes back here as a dead letter.
+        return entry.lease_expires_at is None or entry.lease_expires_at <= now
+    if entry.status is OutboxStatus.dead:
+        return _refused_for_subject(entry)
+    return False
+
+
+def follow_outbox(session: Session, patient: Patient, *, now: datetime, actor: audit.Actor | str) -> int:
+    """Point the patient's undelivered rows at its current EHR id; returns how many changed.
+
+    Rows: ``blocked`` (patient unlinked), ``pending``, ``in_flight`` whose lease expired, and
+    ``dead`` ones the EHR refused for their subject — when that subject is not the current id.
+    Each becomes ``pending`` with the new ``subject`` (re-validated by ``delivery.outbox.route``).
+    """
+    if not patient.ehr_id:
+        return 0
+    practice = session.get(Practice, patient.practice_id)
+    target = target_of(patient, practice)
+    rows = session.scalars(
+        select(OutboxEntry)
+        .where(
+            OutboxEntry.patient_id == patient.id,
+            OutboxEntry.status.in_(
+                (OutboxStatus.blocked, OutboxStatus.pending, OutboxStatus.in_flight, OutboxStatus.dead)
+            ),
+        )
+        .with_for_update()
+    ).all()
+    changed = 0
+    revived = 0
+    for entry in rows:
+        if not _followable(entry, now):
+            continue
+        if entry.status is OutboxStatus.dead and _subject_id(entry) == patient.ehr_id:
+            continue  # refused for the current id: reviving it would only fail again
+        before = (entry.status, _subject_id(entry))
+        was_dead = entry.status is OutboxStatus.dead
+        errors = route(entry, entry.resource, target, now)
+        if errors:
+            entry.status = OutboxStatus.dead
+            entry.last_error = "; ".join(errors)[:1000]
+            continue
+        entry.lease_owner = None
+        entry.lease_expires_at = None
+        if was_dead:
+            entry.last_error = None
+            entry.last_status_code = None
+            revived += 1
+        if (entry.status, _subject_id(entry)) != before:
+            changed += 1
+    if changed:
+        audit.record(
+            session,
+            action="outbox.relinked",
+            outcome=audit.Outcome.success,
+            actor=actor,
+            organization_id=patient.organization_id,
+            practice_id=patient.practice_id,
+            resource_type="Patient",
+            resource_ids=[patient.id],
+            detail={"rows": changed, "revived_dead_letters": revived},
+        )
+    return changed
+
+
+def _outbox_merge_step(session: Session, from_patient: Patient, into_patient: Patient) -> None:
+    """Merge step: the prior patient's undelivered rows move to the survivor and its EHR id."""
+    session.flush()
+    rows = session.scalars(
+        select(OutboxEntry)
+        .where(
+            OutboxEntry.patient_id == from_patient.id,
+            OutboxEntry.status.in_(
+                (OutboxStatus.blocked, OutboxStatus.pending, OutboxStatus.in_flight, OutboxStatus.dead)
+            ),
+        )
+        .with_for_update()
+    ).all()
+    for entry in rows:
+        entry.patient_id = into_patient.id
+    session.flush()
+    follow_outbox(session, into_patient, now=utcnow(), actor=SERVICE)
+
+
+register_merge_step("outbox", _outbox_merge_step)
+
+
+def gone(session: Session, patient: Patient, *, now: datetime, actor: audit.Actor | str) -> int:
+    """Mark the patient inactive (``ehr_gone``) and dead-letter its undeliverable rows."""
+    patient.status = PatientStatus.inactive
+    patient.status_reason = REASON_EHR_GONE
+    rows = session.scalars(
+        select(OutboxEntry)
+        .where(
+            OutboxEntry.patient_id == patient.id,
+            OutboxEntry.status.in_(
+                (OutboxStatus.blocked, OutboxStatus.pending, OutboxStatus.in_flight, OutboxStatus.dead)
+            ),
+        )
+        .with_for_update()
+    ).all()
+    dead = 0
+    for entry in rows:
+        if not _followable(entry, now):
+            continue
+        entry.status = OutboxStatus.dead
+        entry.blocked_reason = None
+        entry.lease_owner = None
+        entry.lease_expires_at = None
+        entry.last_error = PATIENT_GONE_ERROR
+        entry.updated_at = now
+        dead += 1
+    audit.record(
+        session,
+        action="patient.ehr_gone",
+        outcome=audit.Outcome.failure,
+        actor=actor,
+        organization_id=patient.organization_id,
+        practice_id=patient.practice_id,
+        resource_type="Patient",
+        resource_ids=[patient.id],
+        detail={"dead_lettered": dead, "reason": REASON_EHR_GONE},
+    )
+    return dead
+
+
+def apply_relink(
+    session: Session,
+    patient: Patient,
+    ehr: EhrPatient,
+    *,
+    how: How | str,
+    now: datetime,
+    actor: audit.Actor | str,
+) -> Patient:
+    """Link ``patient`` to ``ehr.ehr_id`` (pure database work). Returns the surviving local patient."""
+    old = patient.ehr_id
+    new = ehr.ehr_id
+    holder = session.scalar(select(Patient).where(Patient.practice_id == patient.practice_id, Patient.ehr_id == new))
+    if holder is not None and holder.id != patient.id:
+        # The successor is already a registry patient: fold this one into it (moves aliases,
+        # identifiers and, through the outbox merge step, pending deliveries).
+        merge_patients(session, patient, holder, f"fhir.{How(how).value}", actor=actor)
+        apply_ehr(holder, ehr, now)
+        session.flush()
+        survivor = holder
+    else:
+        if old and old != new:
+            alias = session.scalar(
+                select(PatientEhrAlias).where(
+                    PatientEhrAlias.practice_id == patient.practice_id, PatientEhrAlias.ehr_id == old
+                )
+            )
+            if alias is None:
+                session.add(PatientEhrAlias(patient_id=patient.id, practice_id=patient.practice_id, ehr_id=old))
+            else:
+                alias.patient_id = patient.id
+        patient.ehr_id = new
+        apply_ehr(patient, ehr, now)
+        if patient.status is PatientStatus.inactive and patient.status_reason == REASON_EHR_GONE:
+            patient.status = PatientStatus.active
+            patient.status_reason = None
+        session.flush()
+        survivor = patient
+    rows = follow_outbox(session, survivor, now=now, actor=actor)
+    audit.record(
+        session,
+        action="patient.relinked",
+        outcome=audit.Outcome.success,
+        actor=actor,
+        organization_id=survivor.organization_id,
+        practice_id=survivor.practice_id,
+        resource_type="Patient",
+        resource_ids=list(dict.fromkeys([patient.id, survivor.id])),
+        detail={"how": str(how), "old_ehr_id": old, "new_ehr_id": new, "outbox_rows": rows},
+    )
+    return survivor
+
+
+def _snapshot(session: Session, patient: Patient) -> Snapshot:
+    idents = tuple(
+        (str(e.get("system") or ""), str(e.get("value")))
+        for e in patient.identifiers or []
+        if e.get("value") and e.get("use") != "old"
+    )
+    return Snapshot(patient.id, patient.organization_id, patient.ehr_id, patient.mrn, patient.mrn_system, idents)
+
+
+def _follow_chain(
+    hub: Hub, conn: PracticeConnection, start: EhrPatient, mrn_system: str | None, actor: audit.Actor | str
+) -> EhrPatient | None:
+    current = start
+    seen = {start.ehr_id}
+    for _ in range(MAX_HOPS):
+        if not current.replaced_by or current.replaced_by in seen or not FHIR_ID.match(current.replaced_by):
+            break
+        seen.add(current.replaced_by)
+        try:
+            current = read_patient(hub, conn, current.replaced_by, mrn_system=mrn_system, actor=actor)
+        except (EhrNotFound, ValidationFailed):
+            return None
+    return current if current.ehr_id != start.ehr_id and current.active and not current.replaced_by else None
+
+
+def _search_identifiers(
+    hub: Hub, conn: PracticeConnection, snap: Snapshot, mrn_system: str | None, actor: audit.Actor | str
+) -> Resolved:
+    tokens: list[str] = []
+    if snap.mrn:
+        tokens.append(f"{snap.mrn_system}|{snap.mrn}" if snap.mrn_system else snap.mrn)
+    for system, value in snap.identifiers:
+        token = f"{system}|{value}" if system else value
+        if token not in tokens:
+            tokens.append(token)
+    for token in tokens:
+        found = search_patients(hub, conn, {"identifier": token}, count=10, mrn_system=mrn_system, actor=actor)
+        live = [p for p in found.patients if p.ehr_id != snap.ehr_id and p.active and not p.replaced_by]
+        if len(live) == 1:
+            return Resolved(How.identifier, live[0], 1)
+        if len(live) > 1:
+            return Resolved(How.ambiguous, None, len(live))
+    return Resolved(How.gone, None)
+
+
+def resolve(
+    hub: Hub, conn: PracticeConnection, snap: Snapshot, mrn_system: str | None, actor: audit.Actor | str
+) -> Resolved:
+    """Ask the EHR what the patient's record is now (EHR calls only, no database)."""
+    if snap.ehr_id and FHIR_ID.match(snap.ehr_id):
+        try:
+            ehr = read_patient(hub, conn, snap.ehr_id, mrn_system=mrn_system, actor=actor)
+        except EhrNotFound:
+            ehr = None
+        if ehr is not None:
+            if ehr.replaced_by:
+                successor = _follow_chain(hub, conn, ehr, mrn_system, actor)
+                if successor is not None:
+                    return Resolved(How.replaced_by, successor, 1)
+            elif ehr.active:
+                return Resolved(How.current, ehr, 1)
+            else:
+                # Inactive without a successor: perhaps a new chart was opened; look, else keep it.
+                found = _search_identifiers(hub, conn, snap, mrn_system, actor)
+                return found if found.ehr is not None else Resolved(How.current, ehr, 1)
+    return _search_identifiers(hub, conn, snap, mrn_system, actor)
+
+
+def _load(session: Session, practice_ref: Practice | PracticeConnection | str, patient_ref: Patient | str) -> Patient:
+    patient_id = patient_ref if isinstance(patient_ref, str) else patient_ref.id
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound("no such patient")
+    practice_id = practice_ref if isinstance(practice_ref, str) else practice_ref.id
+    if patient.practice_id != practice_id:
+        raise NotFound("no such patient in this practice")
+    # A patient folded into another is represented by its survivor.
+    hops = 0
+    while patient.status is PatientStatus.merged and patient.merged_into_id and hops < MAX_HOPS:
+        survivor = session.get(Patient, patient.merged_into_id)
+        if survivor is None:
+            break
+        patient, hops = survivor, hops + 1
+    return patient
+
+
+def relink_patient(
+    hub: Hub,
+    practice: Practice | PracticeConnection | str,
+    patient: Patient | str,
+    *,
+    actor: audit.Actor | str = SERVICE,
+) -> str | None:
+    """Re-resolve ``patient`` at its practice's EHR. Returns its (possibly new) EHR id, or None when
+    the EHR has no record for it any more (then it is inactive, deliveries dead) or the match is
+    ambiguous (then nothing changes and the audit entry says so).
+
+    Safe to call from any thread with no transaction open; idempotent.
+    """
+    with hub.sessions() as session:
+        local = _load(session, practice, patient)
+        snap = _snapshot(session, local)
+        practice_row = session.get(Practice, local.practice_id)
+        assert practice_row is not None
+        conn = PracticeConnection.of(practice_row)
+        mrn_system = practice_row.mrn_system
+    found = resolve(hub, conn, snap, mrn_system, actor)
+    now = utcnow()
+    with hub.sessions() as session, session.begin():
+        locked = session.scalar(select(Patient).where(Patient.id == snap.patient_id).with_for_update())
+        if locked is None:
+            return None
+        local = locked
+        if found.how == How.current and found.ehr is not None and local.ehr_id == found.ehr.ehr_id:
+            apply_ehr(local, found.ehr, now)
+            follow_outbox(session, local, now=now, actor=actor)
+            return local.ehr_id
+        # (How.current with another id: someone re-linked it meanwhile; the EHR's word counts.)
+        if found.ehr is not None:
+            survivor = apply_relink(session, local, found.ehr, how=found.how, now=now, actor=actor)
+            return survivor.ehr_id
+        if found.how == How.ambiguous:
+            audit.record(
+                session,
+                action="patient.relink_ambiguous",
+                outcome=audit.Outcome.failure,
+                actor=actor,
+                organization_id=local.organization_id,
+                practice_id=local.practice_id,
+                resource_type="Patient",
+                resource_ids=[local.id],
+                detail={"candidates": found.candidates},
+            )
+            return None
+        gone(session, local, now=now, actor=actor)
+        return None
+
+
+def relink_for_delivery(hub: Hub, outbox_id: str, *, actor: audit.Actor | str = SERVICE) -> str | None:
+    """The delivery worker's hook: the EHR refused the row's subject (404/410, or 422 naming the
+    patient as unknown or replaced). Call it with no transaction open, after dead-lettering the row
+    with reason ``patient_not_found``; a re-linked patient's row comes back ``pending`` with the new
+    subject. Returns the patient's current EHR id, or None (row stays dead, with the reason)."""
+    with hub.sessions() as session:
+        entry = session.get(OutboxEntry, outbox_id)
+        if entry is None or entry.patient_id is None or entry.practice_id is None:
+            return None
+        practice_id, patient_id = entry.practice_id, entry.patient_id
+    return relink_patient(hub, practice_id, patient_id, actor=actor)
