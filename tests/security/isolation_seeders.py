@@ -76,6 +76,10 @@ BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
     ("POST", "/api/v1/users/"): lambda w: {"email": "bob-iso@b.example", "role": "clinician"},
     # A token for A's user, asked for by B: must be refused.
     ("POST", "/api/v1/tokens/"): lambda w: {"role": "admin", "user_id": w.ids["user"]},
+    # Importing into A's practice, asked by B: must be refused.
+    ("POST", "/api/v1/ecw/patients/import/"): lambda w: {"practice": w.ids["practice"], "patient_ids": ["iso1"]},
+    ("POST", "/api/v1/providers/"): lambda w: {"name": "Dr. Iso B"},
+    ("POST", "/api/v1/programs/"): lambda w: {"code": "isob", "name": "Isolation B program"},
 }
 
 CustomProbe = Callable[[httpx.Client, World], None]

@@ -10,6 +10,7 @@ from vitalbridge.cli import (
     gateway_commands,
     hl7_commands,
     hub_commands,
+    patients_commands,
     sandbox_commands,
     smart_commands,
     tenancy_commands,
@@ -39,6 +40,7 @@ sandbox_commands.register(app)
 hl7_commands.register(app)
 audit_commands.register(app)
 smart_commands.register(app)
+patients_commands.register(app)
 gateway_commands.register(app)
 fhir_commands.register(app)
 triage_commands.register(app)
