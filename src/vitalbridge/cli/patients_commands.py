@@ -162,7 +162,7 @@ def sync_cmd(
         raise typer.Exit(130) from None
     except VitalbridgeError as exc:
         typer.echo(f"error: {exc}", err=True)
-        if job_id is not None:
+        if job_id is not None and exc.transient:
             typer.echo(f"sync {job_id}: run the same command again to resume", err=True)
         hub.close()
         raise typer.Exit(1) from None
