@@ -283,6 +283,52 @@ def apply_relink(
     return survivor
 
 
+def rekey_from_export(
+    session: Session,
+    practice_id: str,
+    replaced: list[tuple[str, str]],
+    *,
+    now: datetime,
+    actor: audit.Actor | str,
+) -> list[tuple[str, str]]:
+    """Bulk export lines that say "old id replaced-by new id": re-link the registry patient on the
+    old id straight away (the export carries the successor too, so no EHR call is needed), before
+    the successor's line is upserted — it then refreshes this patient instead of creating one.
+
+    Returns the (patient id, new id) pairs left for ``relink_patient``: those whose successor is
+    already another registry patient (a merge of two local patients, decided with the EHR).
+    """
+    later: list[tuple[str, str]] = []
+    for old, new in replaced:
+        patient = session.scalar(select(Patient).where(Patient.practice_id == practice_id, Patient.ehr_id == old))
+        if patient is None or old == new or not FHIR_ID.match(new):
+            continue
+        holder = session.scalar(select(Patient).where(Patient.practice_id == practice_id, Patient.ehr_id == new))
+        if holder is not None:
+            later.append((patient.id, new))
+            continue
+        exists = session.scalar(
+            select(PatientEhrAlias).where(PatientEhrAlias.practice_id == practice_id, PatientEhrAlias.ehr_id == old)
+        )
+        if exists is None:
+            session.add(PatientEhrAlias(patient_id=patient.id, practice_id=practice_id, ehr_id=old))
+        patient.ehr_id = new
+        session.flush()
+        rows = follow_outbox(session, patient, now=now, actor=actor)
+        audit.record(
+            session,
+            action="patient.relinked",
+            outcome=audit.Outcome.success,
+            actor=actor,
+            organization_id=patient.organization_id,
+            practice_id=patient.practice_id,
+            resource_type="Patient",
+            resource_ids=[patient.id],
+            detail={"how": "bulk-export.replaced-by", "old_ehr_id": old, "new_ehr_id": new, "outbox_rows": rows},
+        )
+    return later
+
+
 def _snapshot(session: Session, patient: Patient) -> Snapshot:
     idents = tuple(
         (str(e.get("system") or ""), str(e.get("value")))

@@ -37,7 +37,7 @@ from vitalbridge.patients.bulk.policy import PollPolicy
 from vitalbridge.patients.fhir_mapping import EhrPatient, map_patient
 from vitalbridge.patients.models import UNFINISHED_SYNC, BulkSyncFile, BulkSyncJob, BulkSyncStatus
 from vitalbridge.patients.registry import upsert_batch
-from vitalbridge.patients.relink import relink_patient
+from vitalbridge.patients.relink import rekey_from_export, relink_patient
 from vitalbridge.runtime import Hub
 from vitalbridge.tenancy.models import Practice
 
@@ -394,7 +394,7 @@ class _Runner:
                 # now finds and updates that patient).
                 if attempt == 2:
                     raise
-        for patient_id, _new in replaced:
+        for patient_id, _new in dict.fromkeys(replaced):
             relink_patient(self.hub, self.conn, patient_id, actor=self.actor)
         self.report(self.progress)
 
@@ -415,7 +415,10 @@ class _Runner:
             assert f is not None
             assert job is not None
             assert practice is not None
+            merged_away = [(p.ehr_id, p.replaced_by) for p in patients if p.replaced_by and not p.active]
+            later = rekey_from_export(session, practice.id, merged_away, now=now, actor=self.actor)
             result = upsert_batch(session, practice, patients, now=now, actor=self.actor)
+            result.replaced.extend(later)
             read = line_no - f.lines_done
             f.lines_done = line_no
             f.bytes_done = end
