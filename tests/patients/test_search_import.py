@@ -221,3 +221,32 @@ def test_clinician_role_is_required(smart_env: SmartEnv) -> None:
     assert smart_env.api.get(SEARCH, params={"name": "a"}, headers=integration).status_code == 403
     assert smart_env.api.post(IMPORT, json={"patient_ids": ["x"]}, headers=integration).status_code == 403
     assert smart_env.api.get(SEARCH, params={"name": "a"}).status_code == 401
+
+
+def test_sync_api_runs_in_the_background_and_reports_progress(smart_env: SmartEnv) -> None:
+    from vitalbridge.patients.bulk import background
+
+    integration = {"Authorization": f"Bearer {token_for(smart_env.hub, smart_env.tenant.org_id, Role.integration)}"}
+    assert smart_env.api.post("/api/v1/ecw/patients/sync/", json={}, headers=integration).status_code == 403
+    resp = smart_env.api.post(
+        "/api/v1/ecw/patients/sync/", json={"practice": PRACTICE}, headers=smart_env.tenant.headers
+    )
+    assert resp.status_code == 202, resp.text
+    sync_id = resp.json()["id"]
+    assert background.wait(smart_env.hub, sync_id, timeout=60)
+    got = smart_env.api.get(f"/api/v1/ecw/patients/sync/{sync_id}", headers=integration)
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert body["status"] == "completed"
+    assert body["patients_created"] == 120
+    assert [f["lines_done"] for f in body["files"]] == [120]
+    assert patient_count(smart_env) == 120
+    listed = smart_env.api.get("/api/v1/patients/", params={"limit": 5, "offset": 5}, headers=clinician(smart_env))
+    assert listed.status_code == 200
+    page = listed.json()
+    assert page["total"] == 120
+    assert len(page["patients"]) == 5
+    first = page["patients"][0]
+    found = smart_env.api.get("/api/v1/patients/", params={"q": first["mrn"]}, headers=clinician(smart_env)).json()
+    assert [p["id"] for p in found["patients"]] == [first["id"]]
+    assert smart_env.api.get("/api/v1/ecw/patients/sync/nope", headers=integration).status_code == 404

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from vitalbridge.hl7v2.models import Direction, Hl7Message, Hl7MessageStatus
-from vitalbridge.patients.models import Patient
+from vitalbridge.patients.models import BulkSyncJob, BulkSyncStatus, Patient
 from vitalbridge.runtime import Hub
 
 
@@ -47,6 +47,7 @@ PATH_PARAM_KINDS: dict[str, str] = {
     "token_id": "token",
     "patient_id": "patient",
     "message_id": "hl7_message",
+    "sync_id": "bulk_sync",
 }
 
 QUERY_PARAM_KINDS: dict[str, str] = {
@@ -80,6 +81,8 @@ BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
     ("POST", "/api/v1/ecw/patients/import/"): lambda w: {"practice": w.ids["practice"], "patient_ids": ["iso1"]},
     ("POST", "/api/v1/providers/"): lambda w: {"name": "Dr. Iso B"},
     ("POST", "/api/v1/programs/"): lambda w: {"code": "isob", "name": "Isolation B program"},
+    # A sync of A's practice, asked by B: must be refused.
+    ("POST", "/api/v1/ecw/patients/sync/"): lambda w: {"practice": w.ids["practice"]},
 }
 
 CustomProbe = Callable[[httpx.Client, World], None]
@@ -132,6 +135,19 @@ def seed_organization_a(hub: Hub, client: httpx.Client, world: World) -> None:
         session.add(message)
         session.flush()
         world.ids["hl7_message"] = message.id
+        sync = BulkSyncJob(
+            organization_id=org_id,
+            practice_id=world.ids["practice"],
+            status=BulkSyncStatus.completed,
+            polls=0,
+            patients_created=0,
+            patients_updated=0,
+            lines_rejected=0,
+            issues=[],
+        )
+        session.add(sync)
+        session.flush()
+        world.ids["bulk_sync"] = sync.id
     world.markers += ["ISOAMRN1", "Aardvark", "ISOACTRL1"]
 
 

@@ -18,6 +18,7 @@ from vitalbridge.audit import Actor, Outcome, record
 from vitalbridge.observability.context import current_correlation_id
 from vitalbridge.patients import importer, service
 from vitalbridge.patients import relink as relink_module
+from vitalbridge.patients.bulk import background
 from vitalbridge.patients.models import PatientStatus
 from vitalbridge.patients.schemas import (
     ImportedPatient,
@@ -31,6 +32,8 @@ from vitalbridge.patients.schemas import (
     ProviderOut,
     SearchHit,
     SearchOut,
+    SyncIn,
+    SyncOut,
 )
 from vitalbridge.tenancy.models import Role
 from vitalbridge.tenancy.service import Principal
@@ -196,6 +199,28 @@ def create_program(body: ProgramIn, session: SessionDep, principal: Admin) -> Pr
         detail={"code": program.code},
     )
     return ProgramOut.model_validate(program)
+
+
+
+
+SyncAdmin = Annotated[Principal, Depends(require_role(Role.admin))]
+SyncReader = Annotated[Principal, Depends(require_role(Role.integration))]
+
+
+@ecw_router.post("/sync/", status_code=202, response_model=SyncOut, summary="Start a Bulk $export population sync")
+def start_sync(body: SyncIn, hub: HubDep, principal: SyncAdmin) -> SyncOut:
+    """Runs in the background in this hub process; an unfinished sync of the practice is resumed."""
+    job_id = background.start(
+        hub, principal.organization_id, body.practice, since=body.since, group=body.group, actor=_actor(principal)
+    )
+    with hub.sessions() as session:
+        return background.describe(session, principal.organization_id, job_id)
+
+
+@ecw_router.get("/sync/{sync_id}", response_model=SyncOut, summary="Progress of a population sync")
+def get_sync(sync_id: RefParam, hub: HubDep, principal: SyncReader) -> SyncOut:
+    with hub.sessions() as session:
+        return background.describe(session, principal.organization_id, sync_id)
 
 
 ROUTERS = [ecw_router, patients_router, providers_router, programs_router]
