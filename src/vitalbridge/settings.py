@@ -87,6 +87,23 @@ class Settings(BaseSettings):
     seed_org: str = "Default organization"
     ecw_log_level: str = Field(default="INFO", validation_alias=AliasChoices("ECW_LOG_LEVEL", "VB_ECW_LOG_LEVEL"))
 
+    # SMART on FHIR (SPEC §3, docs/smart.md).
+    # Bits of new RSA signing keys; RS384 needs at least 2048.
+    key_size: int = Field(default=2048, ge=2048, le=8192)
+    # How long a rotated key is published beside the active one before it starts signing, so
+    # every EHR has refetched the JWKS by then (`vitalbridge keys rotate`, `--now` skips it).
+    key_rotation_grace_s: int = Field(default=24 * 3600, ge=0)
+    # `Cache-Control: max-age` of /.well-known/jwks.json.
+    jwks_max_age_s: int = Field(default=300, ge=0)
+    # SPEC §3: renew access tokens 300 s before expiry (or at half-life for shorter tokens).
+    token_renew_before_s: int = Field(default=300, ge=0)
+    # Assertion lifetime: SMART allows at most 300 s; 240 leaves room for clock skew with the EHR.
+    assertion_lifetime_s: int = Field(default=240, ge=10, le=300)
+    # Standalone launch: how long a started authorization (state + PKCE verifier) stays usable.
+    launch_state_ttl_s: int = Field(default=600, ge=30)
+    # How long a caller waits for a free slot in the EHR rate limit before giving up with 429.
+    rate_limit_max_wait_s: float = Field(default=30.0, ge=0)
+
     # HL7 v2 over MLLP (docs/hl7.md). The listener runs inside the hub when hl7_port is set.
     hl7_port: int | None = Field(default=None, ge=0, le=65535)
     hl7_host: str = "127.0.0.1"
@@ -131,23 +148,6 @@ class Settings(BaseSettings):
             if not prefix.startswith("/") or per_minute < 1:
                 raise ValueError("each rule is a path prefix starting with '/' and a positive count per minute")
         return value
-
-    # SMART on FHIR (SPEC §3, docs/smart.md).
-    # Bits of new RSA signing keys; RS384 needs at least 2048.
-    key_size: int = Field(default=2048, ge=2048, le=8192)
-    # How long a rotated key is published beside the active one before it starts signing, so
-    # every EHR has refetched the JWKS by then (`vitalbridge keys rotate`, `--now` skips it).
-    key_rotation_grace_s: int = Field(default=24 * 3600, ge=0)
-    # `Cache-Control: max-age` of /.well-known/jwks.json.
-    jwks_max_age_s: int = Field(default=300, ge=0)
-    # SPEC §3: renew access tokens 300 s before expiry (or at half-life for shorter tokens).
-    token_renew_before_s: int = Field(default=300, ge=0)
-    # Assertion lifetime: SMART allows at most 300 s; 240 leaves room for clock skew with the EHR.
-    assertion_lifetime_s: int = Field(default=240, ge=10, le=300)
-    # Standalone launch: how long a started authorization (state + PKCE verifier) stays usable.
-    launch_state_ttl_s: int = Field(default=600, ge=30)
-    # How long a caller waits for a free slot in the EHR rate limit before giving up with 429.
-    rate_limit_max_wait_s: float = Field(default=30.0, ge=0)
 
     # Readings pipeline (SPEC §5-§7).
     # Webhook timestamps further than this from the hub's clock are refused as replays (SPEC §5: 5 min).

@@ -83,6 +83,10 @@ BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
     ("POST", "/api/v1/programs/"): lambda w: {"code": "isob", "name": "Isolation B program"},
     # A sync of A's practice, asked by B: must be refused.
     ("POST", "/api/v1/ecw/patients/sync/"): lambda w: {"practice": w.ids["practice"]},
+    # EHR connection tests and disconnect, aimed at A's practice: must be refused before any EHR call.
+    ("POST", "/api/v1/ecw/test/jwt/"): lambda w: {"practice": w.ids["practice"]},
+    ("POST", "/api/v1/ecw/test/connection/"): lambda w: {"practice": w.ids["practice"]},
+    ("POST", "/api/v1/ecw/auth/revoke/"): lambda w: {"practice": w.ids["practice"]},
 }
 
 CustomProbe = Callable[[httpx.Client, World], None]

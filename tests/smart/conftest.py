@@ -9,7 +9,7 @@ same steps an integration engineer takes with eCW.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ import httpx
 import pytest
 from joserfc.jwk import RSAKey
 
+from tests.leaks import LeakHarness
 from tests.sandbox.support import PRACTICE, Sandbox
 from tests.support import Tenant, make_tenant
 from vitalbridge.app import create_app
@@ -136,8 +137,8 @@ def hub_server() -> Iterator[tuple[SwitchableApp, str]]:
         yield switch, url
 
 
-@pytest.fixture
-def smart_env(
+@contextmanager
+def running_env(
     hub: Hub,
     sandbox_options: dict[str, Any],
     hub_key_pem: bytes,
@@ -169,3 +170,24 @@ def smart_env(
         env.practice = env.add_practice()
         env.register_client()
         yield env
+
+
+@pytest.fixture
+def smart_env(
+    hub: Hub,
+    sandbox_options: dict[str, Any],
+    hub_key_pem: bytes,
+    default_sandbox: Sandbox,
+    hub_server: tuple[SwitchableApp, str],
+) -> Iterator[SmartEnv]:
+    with running_env(hub, sandbox_options, hub_key_pem, default_sandbox, hub_server) as env:
+        yield env
+
+
+@pytest.fixture
+def leak_env(
+    leak_harness: LeakHarness, hub_key_pem: bytes, default_sandbox: Sandbox, hub_server: tuple[SwitchableApp, str]
+) -> Iterator[tuple[SmartEnv, LeakHarness]]:
+    """``smart_env`` on the leak harness's hub: the real logging pipeline at DEBUG, searched after."""
+    with running_env(leak_harness.hub, {}, hub_key_pem, default_sandbox, hub_server) as env:
+        yield env, leak_harness

@@ -11,9 +11,11 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
+from tests.leaks import LeakHarness
 from tests.smart.conftest import SmartEnv
 from tests.smart.test_standalone import connect
 from vitalbridge.errors import VitalbridgeError
+from vitalbridge.observability.logging import configure_logging
 from vitalbridge.smart.models import (
     ACCESS_TOKEN_PURPOSE,
     PRIVATE_KEY_PURPOSE,
@@ -74,8 +76,9 @@ def stored_secrets(env: SmartEnv) -> set[str]:
     return found
 
 
-def test_no_secret_reaches_any_log_line(smart_env: SmartEnv, captured: Capture) -> None:
-    env = smart_env
+def drive_every_flow(env: SmartEnv) -> tuple[set[str], list[str]]:
+    """Backend (both auth methods, a 401, refusals), standalone (connect, refresh, revoke).
+    Returns the secrets that existed along the way and the error messages raised."""
     secrets: set[str] = {CLIENT_SECRET}
     errors: list[str] = []
     client = env.client()
@@ -117,6 +120,12 @@ def test_no_secret_reaches_any_log_line(smart_env: SmartEnv, captured: Capture) 
         env.smart.standalone.token(env.practice)
     errors.append(str(refused.value))
 
+    return secrets, errors
+
+
+def test_no_secret_reaches_any_log_line(smart_env: SmartEnv, captured: Capture) -> None:
+    env = smart_env
+    secrets, errors = drive_every_flow(env)
     text = "\n".join(captured.lines)
     # The capture really saw the traffic (so the absence below means something).
     assert "HTTP Request: POST" in text
@@ -134,3 +143,20 @@ def test_no_secret_reaches_any_log_line(smart_env: SmartEnv, captured: Capture) 
     for message in errors:
         assert not [s for s in secrets if s in message]
         assert not JWT_SHAPED.search(message)
+
+
+def test_nothing_leaks_through_the_hubs_own_logging_audit_or_metrics(
+    leak_env: tuple[SmartEnv, LeakHarness],
+) -> None:
+    """The same flows on the shared leak harness: redacting JSON logs at DEBUG, audit, metrics."""
+    env, harness = leak_env
+    # The hub app was built during fixture setup; bind the log handlers to this phase's streams.
+    configure_logging(env.hub.settings)
+    secrets, errors = drive_every_flow(env)
+    for message in errors:
+        harness.note_exception(RuntimeError(message))
+    assert harness.log_lines(), "the harness captured no log records"
+    assert env.hub.settings.secret_key is not None
+    harness.assert_no_leak([*secrets, "Quarrington", "1957-03-09", env.hub.settings.secret_key.get_secret_value()])
+    sources = harness.sources()
+    assert [name for name, text in sources.items() if JWT_SHAPED.search(text)] == []

@@ -213,6 +213,13 @@ def test_authorize_endpoint_is_discovered_when_not_configured(smart_env: SmartEn
     )
     assert resp.status_code == 200, resp.text
     assert resp.json()["authorization_url"].startswith(f"{smart_env.sandbox.url}/oauth/oauth2/authorize?")
+    # Nothing to discover from: the practice is not ready for a launch (409, not a hub fault).
+    smart_env.add_practice("NOPE", authorize_url=None, fhir_base_url=f"{smart_env.sandbox.url}/nowhere/NOPE")
+    refused = smart_env.api.get(
+        "/api/v1/ecw/auth/authorize/", params={"practice": "NOPE"}, headers=smart_env.tenant.headers
+    )
+    assert refused.status_code == 409
+    assert "authorize_url" in refused.json()["detail"]
 
 
 def test_other_tenants_and_roles(smart_env: SmartEnv) -> None:

@@ -201,8 +201,6 @@ def create_program(body: ProgramIn, session: SessionDep, principal: Admin) -> Pr
     return ProgramOut.model_validate(program)
 
 
-
-
 SyncAdmin = Annotated[Principal, Depends(require_role(Role.admin))]
 SyncReader = Annotated[Principal, Depends(require_role(Role.integration))]
 

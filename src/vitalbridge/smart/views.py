@@ -8,16 +8,18 @@ would block the token cache and audit writes the call itself needs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from vitalbridge.api.deps import HubDep, require_role
+from vitalbridge.api.deps import HubDep, open_route, require_role
+from vitalbridge.api.types import REF_PATTERN
 from vitalbridge.ehr.client import ehr_client
 from vitalbridge.ehr.connection import PracticeConnection
-from vitalbridge.errors import FieldError, ValidationFailed
+from vitalbridge.errors import ConfigurationError, Conflict, FieldError, UpstreamError, ValidationFailed
 from vitalbridge.runtime import Hub
 from vitalbridge.smart import keys
 from vitalbridge.smart.services import JWKS_PATH, smart_for
@@ -25,6 +27,9 @@ from vitalbridge.smart.status import check_connection, check_jwt, practice_statu
 from vitalbridge.tenancy import service
 from vitalbridge.tenancy.models import Role
 from vitalbridge.tenancy.service import Principal
+
+# RFC 6749 §3.3: scope tokens are printable ASCII without spaces, joined by single spaces.
+SCOPE_PATTERN = r"^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$"
 
 jwks_router = APIRouter(tags=["smart"])
 router = APIRouter(prefix="/api/v1/ecw", tags=["smart"])
@@ -66,12 +71,22 @@ class AuthorizeOut(BaseModel):
 def authorize(
     hub: HubDep,
     principal: AdminDep,
-    practice: Annotated[str | None, Query(description="Practice id or code")] = None,
-    scope: Annotated[str | None, Query(description="Space-separated scopes (default: derived)")] = None,
+    practice: Annotated[str | None, Query(pattern=REF_PATTERN, description="Practice id or code")] = None,
+    scope: Annotated[
+        str | None,
+        Query(pattern=SCOPE_PATTERN, max_length=1000, description="Space-separated scopes (default: derived)"),
+    ] = None,
 ) -> AuthorizeOut:
     conn = _connection(hub, principal, practice)
     actor = f"user:{principal.user_id}" if principal.user_id else f"token:{principal.token_id}"
-    started = smart_for(hub).standalone.start(conn, requested_by=actor, scopes=scope.split() if scope else None)
+    try:
+        started = smart_for(hub).standalone.start(conn, requested_by=actor, scopes=scope.split() if scope else None)
+    except UpstreamError as exc:
+        # Only reached without an authorize_url: the practice is not ready for a launch.
+        raise Conflict(
+            f"cannot start a standalone launch for practice {conn.practice_code}: {exc}; "
+            "set the practice's authorize_url or fix its FHIR base URL"
+        ) from None
     return AuthorizeOut(
         authorization_url=started.authorization_url,
         state=started.state,
@@ -79,7 +94,11 @@ def authorize(
     )
 
 
-@router.get("/auth/callback/", summary="Redirect URI of the standalone launch (no hub token)")
+@router.get(
+    "/auth/callback/",
+    summary="Redirect URI of the standalone launch (no hub token)",
+    dependencies=[Depends(open_route("the EHR redirects the browser here; the single-use state authenticates it"))],
+)
 def callback(
     hub: HubDep,
     code: str | None = None,
@@ -104,7 +123,9 @@ def callback(
 def status(
     hub: HubDep,
     principal: AnyRoleDep,
-    practice: Annotated[str | None, Query(description="One practice (id or code); default all")] = None,
+    practice: Annotated[
+        str | None, Query(pattern=REF_PATTERN, description="One practice (id or code); default all")
+    ] = None,
 ) -> dict[str, Any]:
     """With ``practice``: that practice's status object. Without: ``{"practices": [...]}``."""
     with hub.sessions() as session, session.begin():
@@ -122,19 +143,30 @@ def status(
 class PracticeRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    practice: str | None = Field(default=None, description="Practice id or code (optional with one practice)")
+    practice: str | None = Field(
+        default=None, pattern=REF_PATTERN, description="Practice id or code (optional with one practice)"
+    )
+
+
+def _checked(run: Callable[[], dict[str, Any]], conn: PracticeConnection) -> dict[str, Any]:
+    """A connection test that ran reports its result, failure included, as 200 with ``status``:
+    the EHR refusing or being down is the finding, not a fault of the hub (SPEC §3)."""
+    try:
+        return run()
+    except (UpstreamError, ConfigurationError) as exc:
+        return {"status": "error", "practice": conn.practice_code, **exc.as_problem()}
 
 
 @router.post("/test/jwt/", summary="Get a backend-services token now")
 def post_test_jwt(hub: HubDep, principal: IntegrationDep, body: PracticeRef | None = None) -> dict[str, Any]:
     conn = _connection(hub, principal, body.practice if body else None)
-    return check_jwt(smart_for(hub), conn)
+    return _checked(lambda: check_jwt(smart_for(hub), conn), conn)
 
 
 @router.post("/test/connection/", summary="Token + GET metadata: Patient and Observation supported?")
 def post_test_connection(hub: HubDep, principal: IntegrationDep, body: PracticeRef | None = None) -> dict[str, Any]:
     conn = _connection(hub, principal, body.practice if body else None)
-    return check_connection(ehr_client(hub), conn)
+    return _checked(lambda: check_connection(ehr_client(hub), conn), conn)
 
 
 @router.post("/auth/revoke/", summary="Disconnect the standalone grant (RFC 7009 revocation)")
