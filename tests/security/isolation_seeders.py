@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -48,6 +49,11 @@ PATH_PARAM_KINDS: dict[str, str] = {
     "patient_id": "patient",
     "message_id": "hl7_message",
     "sync_id": "bulk_sync",
+    "device": "device",
+    "reading_id": "reading",
+    "item_id": "quarantine",
+    "alert_id": "alert",
+    "program_id": "program",
 }
 
 QUERY_PARAM_KINDS: dict[str, str] = {
@@ -83,6 +89,14 @@ BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
     ("POST", "/api/v1/programs/"): lambda w: {"code": "isob", "name": "Isolation B program"},
     # A sync of A's practice, asked by B: must be refused.
     ("POST", "/api/v1/ecw/patients/sync/"): lambda w: {"practice": w.ids["practice"]},
+    # B puts its device on A's patient: must be refused.
+    ("POST", "/api/v1/devices/"): lambda w: {"device_id": "ISOBDEV1", "patient_id": w.ids["patient"]},
+    ("POST", "/api/v1/quarantine/{item_id}/dismiss"): lambda w: {"note": "b"},
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): lambda w: {"note": "b"},
+    ("POST", "/api/v1/alerts/{alert_id}/resolve"): lambda w: {"note": "b"},
+    ("POST", "/api/v1/alerts/{alert_id}/assign"): lambda w: {"user_id": None},
+    ("PUT", "/api/v1/patients/{patient_id}/thresholds"): lambda w: {},
+    ("PUT", "/api/v1/programs/{program_id}/rules"): lambda w: {},
     # EHR connection tests and disconnect, aimed at A's practice: must be refused before any EHR call.
     ("POST", "/api/v1/ecw/test/jwt/"): lambda w: {"practice": w.ids["practice"]},
     ("POST", "/api/v1/ecw/test/connection/"): lambda w: {"practice": w.ids["practice"]},
@@ -90,7 +104,16 @@ BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
 }
 
 CustomProbe = Callable[[httpx.Client, World], None]
-CUSTOM_PROBES: dict[tuple[str, str], CustomProbe] = {}
+
+
+def _webhook_probe(client: httpx.Client, world: World) -> None:
+    """Gateways authenticate by signature, not token: B's token buys nothing and reveals nothing."""
+    resp = client.post("/api/v1/webhooks/mioconnect/", content=b"{}", headers=world.b_headers)
+    assert resp.status_code == 401, resp.text
+    assert not [s for s in world.a_strings() if s in resp.text]
+
+
+CUSTOM_PROBES: dict[tuple[str, str], CustomProbe] = {("POST", "/api/v1/webhooks/{kind}/"): _webhook_probe}
 
 
 def seed_organization_a(hub: Hub, client: httpx.Client, world: World) -> None:
@@ -153,6 +176,50 @@ def seed_organization_a(hub: Hub, client: httpx.Client, world: World) -> None:
         session.flush()
         world.ids["bulk_sync"] = sync.id
     world.markers += ["ISOAMRN1", "Aardvark", "ISOACTRL1"]
+    _seed_readings(hub, client, world, org_id)
+
+
+def _seed_readings(hub: Hub, client: httpx.Client, world: World, org_id: str) -> None:
+    """A's readings pipeline, fed the way a gateway feeds it: a cuff on A's patient, a reading
+    that opens an alert, an implausible one held in quarantine; and a program."""
+    from sqlalchemy import select
+
+    from vitalbridge.audit import Actor
+    from vitalbridge.devices import gateway_service
+    from vitalbridge.devices.gateways import GatewayKind
+    from vitalbridge.devices.models import QuarantinedPayload, Reading
+    from vitalbridge.devices.simulator import make_record, post_webhook
+    from vitalbridge.triage.models import Alert
+
+    with hub.sessions() as session, session.begin():
+        gw, secret = gateway_service.create_gateway(
+            session, hub.sealer, organization_id=org_id, kind=GatewayKind.mioconnect, actor=Actor.service("iso")
+        )
+        gateway_id = gw.id
+    resp = client.post(
+        "/api/v1/devices/", json={"device_id": "ISOADEV1", "patient_id": world.ids["patient"]}, headers=world.a_headers
+    )
+    assert resp.status_code == 200, resp.text
+    world.ids["device"] = "ISOADEV1"
+    at = datetime.now(UTC) - timedelta(minutes=2)
+    for reading_id, systolic, expected in (("iso-a-r1", 185, 202), ("iso-a-r2", 999, 422)):
+        record = make_record(
+            reading_id, "ISOADEV1", "blood_pressure", at, {"systolic": systolic, "diastolic": 95, "unit": "mmHg"}
+        )
+        sent = post_webhook(client, str(client.base_url), gateway_id, secret, record)
+        assert sent.status_code == expected, sent.text
+    with hub.sessions() as session:
+        reading = session.scalar(select(Reading.id).where(Reading.organization_id == org_id))
+        item = session.scalar(select(QuarantinedPayload.id).where(QuarantinedPayload.organization_id == org_id))
+        alert = session.scalar(select(Alert.id).where(Alert.organization_id == org_id))
+    assert reading is not None
+    assert item is not None
+    assert alert is not None
+    world.ids.update(reading=reading, quarantine=item, alert=alert)
+    resp = client.post("/api/v1/programs/", json={"code": "isoaprog", "name": "Iso A program"}, headers=world.a_headers)
+    assert resp.status_code == 201, resp.text
+    world.ids["program"] = resp.json()["id"]
+    world.markers += ["iso-a-r1", "isoaprog"]
 
 
 def _org_of_practice(practice_id: str) -> Any:

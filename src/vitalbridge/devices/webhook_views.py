@@ -8,14 +8,15 @@ import traceback
 import uuid
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from vitalbridge.api.deps import HubDep
+from vitalbridge.api.deps import HubDep, open_route
 from vitalbridge.devices.gateways import GatewayKind
 from vitalbridge.devices.receive import receive_webhook
 from vitalbridge.errors import NotFound, PayloadTooLarge, VitalbridgeError
+from vitalbridge.observability.context import current_correlation_id
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
@@ -40,6 +41,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 @router.post(
     "/{kind}/",
     status_code=202,
+    dependencies=[Depends(open_route("gateways sign each body with HMAC-SHA256 under their shared secret"))],
     responses={
         200: {"description": "re-delivery of a known gateway reading id: nothing new stored"},
         202: {"description": "stored (reading, measurements, outbox rows, audit) before this answer"},
@@ -56,7 +58,9 @@ async def receive(kind: str, request: Request, hub: HubDep) -> JSONResponse:
     except ValueError:
         raise NotFound(f"no gateway kind {kind!r}") from None
     supplied = request.headers.get("x-request-id", "")
-    correlation_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    # The request-context middleware already chose the request's id (and answers it in
+    # X-Request-ID); the webhook's own choice only stands in when it runs without that middleware.
+    correlation_id = current_correlation_id() or (supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex)
     body = await _read_limited(request, hub.settings.webhook_max_body_bytes)
     try:
         answer = await run_in_threadpool(
