@@ -24,7 +24,7 @@ from vitalbridge.patients.bulk.sync import Progress, SyncFailed, SyncOptions, cr
 from vitalbridge.patients.models import BulkSyncJob, BulkSyncStatus, Patient
 from vitalbridge.tenancy.models import Practice
 
-N = 2000
+N = 1000
 FAST = PollPolicy(min_poll_interval_s=0.05, backoff_base_s=0.05)
 ACTOR = "service:test"
 
@@ -33,9 +33,9 @@ ACTOR = "service:test"
 def sandbox_options() -> dict[str, Any]:
     return {
         "patients_per_practice": N,
-        "export_file_max_resources": 800,  # three files: 800 + 800 + 400
-        # Long enough that the hub has to poll (the sandbox answers Retry-After: 2 at first).
-        "export_job_s": 1.2,
+        "export_file_max_resources": 400,  # three files: 400 + 400 + 200
+        # Long enough that the hub has to poll (the sandbox answers 202 with Retry-After: 1 first).
+        "export_job_s": 0.5,
     }
 
 
@@ -59,7 +59,7 @@ def distinct_ehr_ids(env: SmartEnv) -> int:
 
 
 def test_sync_imports_every_patient_once_and_honours_retry_after(smart_env: SmartEnv) -> None:
-    options = SyncOptions(batch_size=500, policy=FAST)
+    options = SyncOptions(batch_size=250, policy=FAST)
     job_id = start(smart_env, options)
     seen: list[Progress] = []
     result = run(smart_env.hub, job_id, options, actor=ACTOR, progress=seen.append)
@@ -73,7 +73,7 @@ def test_sync_imports_every_patient_once_and_honours_retry_after(smart_env: Smar
     assert row.manifest is not None
     with smart_env.hub.sessions() as session:
         files = job_files(session, job_id)
-    assert [(f.lines_done, f.done) for f in files] == [(800, True), (800, True), (400, True)]
+    assert [(f.lines_done, f.done) for f in files] == [(400, True), (400, True), (200, True)]
     assert result.created == N
     assert result.early_polls == 0
     sandbox = stats(smart_env)
@@ -84,7 +84,7 @@ def test_sync_imports_every_patient_once_and_honours_retry_after(smart_env: Smar
     assert seen[-1].phase == "done"
     with smart_env.hub.sessions() as session:
         batches = session.scalar(select(func.count()).where(AuditEntry.action == "patients.bulk_imported"))
-        assert batches == 5  # 800 → 500 + 300, 800 → 500 + 300, 400
+        assert batches == 5  # 400 → 250 + 150, 400 → 250 + 150, 200
         done = session.scalar(select(AuditEntry).where(AuditEntry.action == "patients.bulk_sync.completed"))
         assert done is not None
 
@@ -100,12 +100,12 @@ class Interrupted(Exception):
 
 
 def test_interrupted_sync_resumes_without_duplicates(smart_env: SmartEnv) -> None:
-    options = SyncOptions(batch_size=300, policy=FAST)
+    options = SyncOptions(batch_size=150, policy=FAST)
     job_id = start(smart_env, options)
     batches = 0
 
     def crash_in_the_second_file(p: Progress) -> None:
-        # Reports come after each committed batch and each finished file: 300, 600, 800 and
+        # Reports come after each committed batch and each finished file: 150, 300, 400 and
         # "file 1 done", then the first batch of file 2 — crash right after that one commits.
         nonlocal batches
         if p.phase == "downloading" and p.lines:
@@ -119,9 +119,9 @@ def test_interrupted_sync_resumes_without_duplicates(smart_env: SmartEnv) -> Non
     assert row.status is BulkSyncStatus.downloading  # resumable, not failed
     with smart_env.hub.sessions() as session:
         files = job_files(session, job_id)
-    assert [(f.lines_done, f.done) for f in files] == [(800, True), (300, False), (0, False)]
+    assert [(f.lines_done, f.done) for f in files] == [(400, True), (150, False), (0, False)]
     committed = patient_count(smart_env)
-    assert committed == 1100
+    assert committed == 550
 
     resumed = run(smart_env.hub, job_id, options, actor=ACTOR)
     assert patient_count(smart_env) == N
@@ -140,7 +140,7 @@ def test_interrupted_sync_resumes_without_duplicates(smart_env: SmartEnv) -> Non
 def test_transient_ehr_failures_are_retried(smart_env: SmartEnv) -> None:
     fault = {"practice": PRACTICE, "error_rate": 0.35, "error_status": 503, "retry_after_s": 1, "seed": 7}
     assert smart_env.sandbox.http.put("/_sandbox/faults", json=fault).status_code == 200
-    options = SyncOptions(batch_size=1000, policy=FAST)
+    options = SyncOptions(batch_size=500, policy=FAST)
     job_id = start(smart_env, options)
     result = run(smart_env.hub, job_id, options, actor=ACTOR)
     sandbox = stats(smart_env)

@@ -94,6 +94,9 @@ def _subject_id(entry: OutboxEntry) -> str | None:
 
 def _refused_for_subject(entry: OutboxEntry) -> bool:
     """A dead letter caused by the EHR not knowing the subject (not by a bad value)."""
+    # ``dead_reason`` is the delivery worker's column (its branch); read it when it exists.
+    if getattr(entry, "dead_reason", None) == PATIENT_NOT_FOUND:
+        return True
     return entry.last_status_code in (404, 410) or PATIENT_NOT_FOUND in (entry.last_error or "")
 
 
@@ -151,6 +154,8 @@ def follow_outbox(session: Session, patient: Patient, *, now: datetime, actor: a
         if was_dead:
             entry.last_error = None
             entry.last_status_code = None
+            if hasattr(entry, "dead_reason"):  # the delivery worker's column, once merged
+                setattr(entry, "dead_reason", None)  # noqa: B010 - absent on this branch's model
             revived += 1
         if (entry.status, _subject_id(entry)) != before:
             changed += 1
