@@ -19,8 +19,9 @@ from tests.sandbox.support import PRACTICE
 from tests.smart.conftest import BACKEND_SCOPES, SmartEnv
 from vitalbridge.audit.models import AuditEntry
 from vitalbridge.errors import EhrNotFound
+from vitalbridge.patients.bulk.jobs import SyncFailed, SyncOptions, create_job, job_files
 from vitalbridge.patients.bulk.policy import PollPolicy
-from vitalbridge.patients.bulk.sync import Progress, SyncFailed, SyncOptions, create_job, job_files, run
+from vitalbridge.patients.bulk.sync import Progress, run
 from vitalbridge.patients.models import BulkSyncJob, BulkSyncStatus, Patient
 from vitalbridge.tenancy.models import Practice
 

@@ -12,8 +12,8 @@ import pytest
 
 from vitalbridge.errors import EhrForbidden, EhrRateLimited, EhrUnavailable, ValidationFailed
 from vitalbridge.patients.bulk import ndjson
+from vitalbridge.patients.bulk.jobs import outcome_issues
 from vitalbridge.patients.bulk.policy import PollPolicy
-from vitalbridge.patients.bulk.sync import _outcome_issues
 from vitalbridge.patients.fhir_mapping import map_patient
 
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -141,13 +141,13 @@ def test_operation_outcome_lines_become_issues() -> None:
             ],
         }
     ).encode()
-    issues = list(_outcome_issues(line, 4))
+    issues = list(outcome_issues(line, 4))
     assert issues == [
         {"line": 4, "severity": "error", "code": "processing", "diagnostics": "Patient/9 could not be exported"},
         {"line": 4, "severity": "warning", "code": "incomplete", "diagnostics": ""},
     ]
-    assert list(_outcome_issues(b"not json", 5)) == [{"line": 5, "code": "unreadable-outcome"}]
-    assert list(_outcome_issues(b'{"resourceType":"Patient"}', 6)) == [{"line": 6, "code": "unreadable-outcome"}]
+    assert list(outcome_issues(b"not json", 5)) == [{"line": 5, "code": "unreadable-outcome"}]
+    assert list(outcome_issues(b'{"resourceType":"Patient"}', 6)) == [{"line": 6, "code": "unreadable-outcome"}]
 
 
 def test_poll_policy() -> None:

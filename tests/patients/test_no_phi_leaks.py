@@ -12,8 +12,9 @@ from tests.smart.conftest import SmartEnv, SwitchableApp
 from tests.support import token_for
 from vitalbridge.app import create_app
 from vitalbridge.audit import Actor
+from vitalbridge.patients.bulk.jobs import SyncOptions, create_job
 from vitalbridge.patients.bulk.policy import PollPolicy
-from vitalbridge.patients.bulk.sync import SyncOptions, create_job, run
+from vitalbridge.patients.bulk.sync import run
 from vitalbridge.patients.relink import relink_patient
 from vitalbridge.tenancy.models import Practice, Role
 

@@ -24,10 +24,12 @@ from vitalbridge.devices import gateway_service
 from vitalbridge.devices.gateways import GatewayKind
 from vitalbridge.devices.simulator import post_webhook
 from vitalbridge.errors import EhrInvalid
+from vitalbridge.patients.bulk.jobs import SyncOptions, create_job
 from vitalbridge.patients.bulk.policy import PollPolicy
-from vitalbridge.patients.bulk.sync import SyncOptions, create_job, run
+from vitalbridge.patients.bulk.sync import run
 from vitalbridge.patients.models import Patient, PatientEhrAlias, PatientStatus
-from vitalbridge.patients.relink import PATIENT_GONE_ERROR, PATIENT_NOT_FOUND, relink_for_delivery, relink_patient
+from vitalbridge.patients.outbox_follow import PATIENT_GONE_ERROR, PATIENT_NOT_FOUND
+from vitalbridge.patients.relink import relink_for_delivery, relink_patient
 from vitalbridge.tenancy.models import Practice, Role
 
 DEVICE = "356938035643809"

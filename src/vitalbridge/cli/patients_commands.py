@@ -118,8 +118,9 @@ def sync_cmd(
 ) -> None:
     """Import the practice's patients with FHIR Bulk Data $export. Ctrl-C cancels the export."""
     from vitalbridge.errors import VitalbridgeError
+    from vitalbridge.patients.bulk.jobs import SyncOptions, cancel, create_job, unfinished_job
     from vitalbridge.patients.bulk.policy import PollPolicy
-    from vitalbridge.patients.bulk.sync import SyncOptions, cancel, create_job, run, unfinished_job
+    from vitalbridge.patients.bulk.sync import run
     from vitalbridge.tenancy.models import Practice
 
     if since is not None and since.tzinfo is None:
@@ -201,7 +202,7 @@ def sync_status_cmd(job_id: Annotated[str, typer.Argument(help="Sync job id.")])
     """Show a sync job: status, counters, files and issues (as JSON)."""
     import json
 
-    from vitalbridge.patients.bulk.sync import job_files
+    from vitalbridge.patients.bulk.jobs import job_files
     from vitalbridge.patients.models import BulkSyncJob
 
     hub = _hub()

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from vitalbridge import audit
 from vitalbridge.errors import Conflict, NotFound
-from vitalbridge.patients.bulk.sync import SyncOptions, create_job, job_files, run, unfinished_job
+from vitalbridge.patients.bulk.jobs import SyncOptions, create_job, job_files, unfinished_job
+from vitalbridge.patients.bulk.sync import run
 from vitalbridge.patients.importer import resolve_practice
 from vitalbridge.patients.models import BulkSyncJob
 from vitalbridge.patients.schemas import SyncFileOut, SyncOut
