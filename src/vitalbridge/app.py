@@ -35,6 +35,7 @@ from vitalbridge.devices.webhook_views import router as webhooks_router
 from vitalbridge.hl7v2.listener import start_hl7_listener
 from vitalbridge.lifecycle import register, start_services, stop_services
 from vitalbridge.observability.logging import configure_logging, debug_http_enabled
+from vitalbridge.patients.views import ROUTERS as PATIENT_ROUTERS
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.settings import Settings, load_settings
 from vitalbridge.smart.views import jwks_router
@@ -61,6 +62,7 @@ ROUTERS = [
     rules_router,
     deliveries_router,
     metrics_router,
+    *PATIENT_ROUTERS,
 ]
 
 # Off unless VB_HL7_PORT is set (docs/hl7.md).

@@ -197,6 +197,14 @@ class EhrInvalid(EhrRejected):
 
 
 @dataclass
+class EhrSubjectRefused(EhrInvalid):
+    """A 400/422 whose OperationOutcome points at the subject (``Observation.subject``): the EHR
+    no longer knows the patient by that id, typically after a merge (SPEC §4 "Merged patients")."""
+
+    error_code: ClassVar[str] = "ehr_subject_refused"
+
+
+@dataclass
 class EhrAuthError(UpstreamError):
     """The EHR's token endpoint refused; ``oauth_error`` is its RFC 6749 §5.2 ``error`` code."""
 

@@ -15,7 +15,6 @@ A new kind of object is created in ``seed_organization_a``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ from typing import Any
 import httpx
 
 from vitalbridge.hl7v2.models import Direction, Hl7Message, Hl7MessageStatus
-from vitalbridge.patients.models import Patient
+from vitalbridge.patients.models import BulkSyncJob, BulkSyncStatus, Patient
 from vitalbridge.runtime import Hub
 
 
@@ -49,6 +48,7 @@ PATH_PARAM_KINDS: dict[str, str] = {
     "token_id": "token",
     "patient_id": "patient",
     "message_id": "hl7_message",
+    "sync_id": "bulk_sync",
     "device": "device",
     "reading_id": "reading",
     "item_id": "quarantine",
@@ -84,15 +84,21 @@ BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
     ("POST", "/api/v1/users/"): lambda w: {"email": "bob-iso@b.example", "role": "clinician"},
     # A token for A's user, asked for by B: must be refused.
     ("POST", "/api/v1/tokens/"): lambda w: {"role": "admin", "user_id": w.ids["user"]},
-    # B assigning a device of its own to A's patient: must be refused.
-    ("POST", "/api/v1/devices/"): lambda w: {"device_id": "ISOBDEVICE1", "patient_id": w.ids["patient"]},
-    ("POST", "/api/v1/quarantine/{item_id}/dismiss"): lambda w: {"note": "probe"},
-    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): lambda w: {"note": "probe"},
-    ("POST", "/api/v1/alerts/{alert_id}/resolve"): lambda w: {"note": "probe"},
+    # Importing into A's practice, asked by B: must be refused.
+    ("POST", "/api/v1/ecw/patients/import/"): lambda w: {"practice": w.ids["practice"], "patient_ids": ["iso1"]},
+    ("POST", "/api/v1/providers/"): lambda w: {"name": "Dr. Iso B"},
+    ("POST", "/api/v1/programs/"): lambda w: {"code": "isob", "name": "Isolation B program"},
+    # A sync of A's practice, asked by B: must be refused.
+    ("POST", "/api/v1/ecw/patients/sync/"): lambda w: {"practice": w.ids["practice"]},
+    # B puts its device on A's patient: must be refused.
+    ("POST", "/api/v1/devices/"): lambda w: {"device_id": "ISOBDEV1", "patient_id": w.ids["patient"]},
+    ("POST", "/api/v1/quarantine/{item_id}/dismiss"): lambda w: {"note": "b"},
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): lambda w: {"note": "b"},
+    ("POST", "/api/v1/alerts/{alert_id}/resolve"): lambda w: {"note": "b"},
     ("POST", "/api/v1/alerts/{alert_id}/assign"): lambda w: {"user_id": None},
     ("PUT", "/api/v1/patients/{patient_id}/thresholds"): lambda w: {},
     ("PUT", "/api/v1/programs/{program_id}/rules"): lambda w: {},
-    # The EHR connection tests and grant revocation name a practice: A's must look absent to B.
+    # EHR connection tests and disconnect, aimed at A's practice: must be refused before any EHR call.
     ("POST", "/api/v1/ecw/test/jwt/"): lambda w: {"practice": w.ids["practice"]},
     ("POST", "/api/v1/ecw/test/connection/"): lambda w: {"practice": w.ids["practice"]},
     ("POST", "/api/v1/ecw/auth/revoke/"): lambda w: {"practice": w.ids["practice"]},
@@ -101,27 +107,14 @@ BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
 CustomProbe = Callable[[httpx.Client, World], None]
 
 
-def _probe_webhook(client: httpx.Client, world: World) -> None:
-    """Webhooks carry no API token: B cannot post for A's gateway without A's secret."""
-    body = b'{"probe": true}'
-    resp = client.post(
-        "/api/v1/webhooks/mioconnect/",
-        content=body,
-        headers={
-            **world.b_headers,
-            "Content-Type": "application/json",
-            "X-Gateway-Id": world.ids["gateway"],
-            "X-Timestamp": str(int(time.time())),
-            "X-Signature": "0" * 64,
-        },
-    )
+def _webhook_probe(client: httpx.Client, world: World) -> None:
+    """Gateways authenticate by signature, not token: B's token buys nothing and reveals nothing."""
+    resp = client.post("/api/v1/webhooks/mioconnect/", content=b"{}", headers=world.b_headers)
     assert resp.status_code == 401, resp.text
-    assert not [s for s in world.a_strings() if s in resp.text and s != world.ids["gateway"]]
+    assert not [s for s in world.a_strings() if s in resp.text]
 
 
-CUSTOM_PROBES: dict[tuple[str, str], CustomProbe] = {
-    ("POST", "/api/v1/webhooks/{kind}/"): _probe_webhook,
-}
+CUSTOM_PROBES: dict[tuple[str, str], CustomProbe] = {("POST", "/api/v1/webhooks/{kind}/"): _webhook_probe}
 
 
 def seed_organization_a(hub: Hub, client: httpx.Client, world: World) -> None:
@@ -170,60 +163,68 @@ def seed_organization_a(hub: Hub, client: httpx.Client, world: World) -> None:
         session.add(message)
         session.flush()
         world.ids["hl7_message"] = message.id
+        sync = BulkSyncJob(
+            organization_id=org_id,
+            practice_id=world.ids["practice"],
+            status=BulkSyncStatus.completed,
+            polls=0,
+            patients_created=0,
+            patients_updated=0,
+            lines_rejected=0,
+            issues=[],
+        )
+        session.add(sync)
+        session.flush()
+        world.ids["bulk_sync"] = sync.id
     world.markers += ["ISOAMRN1", "Aardvark", "ISOACTRL1"]
     _seed_readings(hub, client, world, org_id)
 
 
 def _seed_readings(hub: Hub, client: httpx.Client, world: World, org_id: str) -> None:
-    """A gateway, a program, an assigned device, a reading that opens an alert, a quarantined body."""
+    """A's readings pipeline, fed the way a gateway feeds it: a cuff on A's patient, a reading
+    that opens an alert, an implausible one held in quarantine; and a program."""
     from sqlalchemy import select
 
     from vitalbridge.audit import Actor
     from vitalbridge.delivery.models import OutboxEntry
     from vitalbridge.devices import gateway_service
     from vitalbridge.devices.gateways import GatewayKind
-    from vitalbridge.devices.models import Device, QuarantinedPayload, Reading
+    from vitalbridge.devices.models import QuarantinedPayload, Reading
     from vitalbridge.devices.simulator import make_record, post_webhook
-    from vitalbridge.patients.models import Program
     from vitalbridge.triage.models import Alert
 
     with hub.sessions() as session, session.begin():
-        gateway, secret = gateway_service.create_gateway(
-            session, hub.sealer, organization_id=org_id, kind=GatewayKind.mioconnect, actor=Actor.service("test")
+        gw, secret = gateway_service.create_gateway(
+            session, hub.sealer, organization_id=org_id, kind=GatewayKind.mioconnect, actor=Actor.service("iso")
         )
-        program = Program(organization_id=org_id, code="ISOAPROG", name="Isolation A program", rules={})
-        session.add(program)
-        session.flush()
-        world.ids["gateway"] = gateway.id
-        world.ids["program"] = program.id
+        gateway_id = gw.id
     resp = client.post(
-        "/api/v1/devices/",
-        json={"device_id": "ISOADEVICE1", "patient_id": world.ids["patient"]},
-        headers=world.a_headers,
+        "/api/v1/devices/", json={"device_id": "ISOADEV1", "patient_id": world.ids["patient"]}, headers=world.a_headers
     )
-    assert resp.status_code in (200, 201), resp.text
-    at = datetime.now(UTC) - timedelta(minutes=5)
-    record = make_record(
-        "ISOAREADING1", "ISOADEVICE1", "blood_pressure", at, {"systolic": 191, "diastolic": 95, "unit": "mmHg"}
-    )
-    resp = post_webhook(client, str(client.base_url), gateway.id, secret, record)
-    assert resp.status_code == 202, resp.text
-    bad = make_record(
-        "ISOAREADING2", "ISOADEVICE1", "blood_pressure", at, {"systolic": 900, "diastolic": 95, "unit": "mmHg"}
-    )
-    resp = post_webhook(client, str(client.base_url), gateway.id, secret, bad)
-    assert resp.status_code == 422, resp.text
+    assert resp.status_code == 200, resp.text
+    world.ids["device"] = "ISOADEV1"
+    at = datetime.now(UTC) - timedelta(minutes=2)
+    for reading_id, systolic, expected in (("iso-a-r1", 185, 202), ("iso-a-r2", 999, 422)):
+        record = make_record(
+            reading_id, "ISOADEV1", "blood_pressure", at, {"systolic": systolic, "diastolic": 95, "unit": "mmHg"}
+        )
+        sent = post_webhook(client, str(client.base_url), gateway_id, secret, record)
+        assert sent.status_code == expected, sent.text
     with hub.sessions() as session:
-        world.ids["device"] = session.scalars(select(Device.id).where(Device.organization_id == org_id)).one()
-        world.ids["reading"] = session.scalars(select(Reading.id).where(Reading.organization_id == org_id)).one()
-        world.ids["quarantine"] = session.scalars(
-            select(QuarantinedPayload.id).where(QuarantinedPayload.organization_id == org_id)
-        ).one()
-        world.ids["alert"] = session.scalars(select(Alert.id).where(Alert.organization_id == org_id)).one()
-        world.ids["delivery"] = session.scalars(
-            select(OutboxEntry.id).where(OutboxEntry.organization_id == org_id).limit(1)
-        ).one()
-    world.markers += ["ISOADEVICE1", "ISOAREADING1", "ISOAPROG"]
+        reading = session.scalar(select(Reading.id).where(Reading.organization_id == org_id))
+        item = session.scalar(select(QuarantinedPayload.id).where(QuarantinedPayload.organization_id == org_id))
+        alert = session.scalar(select(Alert.id).where(Alert.organization_id == org_id))
+        delivery = session.scalar(select(OutboxEntry.id).where(OutboxEntry.organization_id == org_id).limit(1))
+    assert delivery is not None
+    world.ids["delivery"] = delivery
+    assert reading is not None
+    assert item is not None
+    assert alert is not None
+    world.ids.update(reading=reading, quarantine=item, alert=alert)
+    resp = client.post("/api/v1/programs/", json={"code": "isoaprog", "name": "Iso A program"}, headers=world.a_headers)
+    assert resp.status_code == 201, resp.text
+    world.ids["program"] = resp.json()["id"]
+    world.markers += ["iso-a-r1", "isoaprog"]
 
 
 def _org_of_practice(practice_id: str) -> Any:

@@ -12,6 +12,7 @@ from vitalbridge.cli import (
     gateway_commands,
     hl7_commands,
     hub_commands,
+    patients_commands,
     sandbox_commands,
     smart_commands,
     tenancy_commands,
@@ -46,6 +47,7 @@ triage_commands.register(app)
 smart_commands.register(app)
 delivery_commands.register(app)
 demo_commands.register(app)
+patients_commands.register(app)
 
 
 def main() -> None:

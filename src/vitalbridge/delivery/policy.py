@@ -8,6 +8,7 @@ A failure is classified by its exception TYPE from the error tree, never by its 
     EhrAuthUnavailable (token endpoint down)    retry         no
     Hl7TransportError / CommitError / BadAck    retry         yes        same control id on resend
     EhrNotFound (404/410)                       relink        no         patient unknown or merged
+    EhrSubjectRefused (400/422 at .subject)     relink        no         the EHR refuses the subject (merged)
     EhrAuthError (401 after a fresh token)      dead          no
     EhrForbidden / EhrInvalid / EhrRejected     dead          no         403, 400/422, 409/412 …: OperationOutcome kept
     Hl7Nak (AE/AR)                              dead          no
@@ -31,6 +32,7 @@ from vitalbridge.errors import (
     EhrAuthUnavailable,
     EhrNotFound,
     EhrRejected,
+    EhrSubjectRefused,
     EhrUnavailable,
     RateLimited,
     ValidationFailed,
@@ -60,6 +62,7 @@ RULES: tuple[Rule, ...] = (
     Rule(EhrAuthUnavailable, Action.retry),
     Rule(EhrAuthError, Action.dead),
     Rule(EhrNotFound, Action.relink),
+    Rule(EhrSubjectRefused, Action.relink),
     Rule(EhrRejected, Action.dead),
     Rule(EhrUnavailable, Action.retry, ambiguous=True),
     Rule(Hl7Nak, Action.dead),

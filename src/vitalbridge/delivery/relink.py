@@ -1,10 +1,11 @@
 """The hook point for subjects the EHR does not know (SPEC §4 "Merged patients", §7 "404 (patient)").
 
-When the EHR answers 404/410 to a delivery, the subject patient is unknown or was merged away.
-The patients feature re-links such patients (via MRN / identifier, following ``replaced-by``)
-and then calls ``delivery.outbox.release_for_patient``, which re-points the patient's undelivered
-rows. Until that re-link is wired here, this hook dead-letters the row with reason
-``patient_not_found`` so it is visible and can be replayed after the patient is fixed.
+When the EHR answers 404/410 to a delivery, or a 400/422 located at ``Observation.subject``, the
+subject patient is unknown or was merged away. The row is dead-lettered with reason
+``patient_not_found`` first (so a failure of the re-link leaves it visible and replayable), then
+the patients feature re-links the patient (following ``replaced-by``, else by MRN/identifier) and
+re-points the patient's undelivered rows, this one included, which come back ``pending`` with the
+new subject.
 """
 
 from __future__ import annotations
@@ -15,4 +16,10 @@ from vitalbridge.runtime import Hub
 
 def on_patient_not_found(hub: Hub, entry: OutboxSnapshot, owner: str, failure: Failure) -> bool:
     """Called once per row whose subject the EHR refused as unknown; returns whether the row changed."""
-    return mark_dead(hub, entry, owner, failure, DeadReason.patient_not_found)
+    from vitalbridge.patients.relink import relink_for_delivery
+
+    changed = mark_dead(hub, entry, owner, failure, DeadReason.patient_not_found)
+    if changed:
+        # No transaction is open here: the re-link calls the EHR.
+        relink_for_delivery(hub, entry.id)
+    return changed

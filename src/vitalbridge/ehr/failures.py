@@ -23,6 +23,7 @@ from vitalbridge.errors import (
     EhrNotFound,
     EhrRateLimited,
     EhrRejected,
+    EhrSubjectRefused,
     EhrUnavailable,
     UpstreamError,
 )
@@ -35,6 +36,20 @@ def response_json(resp: httpx.Response) -> Any:
         return resp.json()
     except ValueError:
         return None
+
+
+def _names_subject(body: object) -> bool:
+    """Whether an OperationOutcome's issues locate the problem at ``*.subject`` (structured
+    ``expression``/``location`` fields, not the human text)."""
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return False
+    for issue in body.get("issue") or []:
+        if not isinstance(issue, dict):
+            continue
+        for path in [*(issue.get("expression") or []), *(issue.get("location") or [])]:
+            if isinstance(path, str) and (path.endswith(".subject") or ".subject." in path):
+                return True
+    return False
 
 
 def refusal(
@@ -75,6 +90,12 @@ def refusal(
     if status in (404, 410):
         return EhrNotFound(
             f"the EHR of practice {conn.practice_code} has no such resource ({what}: {status})",
+            status_code=status,
+            diagnostics=diagnostics,
+        )
+    if status in (400, 422) and _names_subject(response_json(resp)):
+        return EhrSubjectRefused(
+            f"the EHR of practice {conn.practice_code} refused the subject of {what} ({status}); see diagnostics",
             status_code=status,
             diagnostics=diagnostics,
         )

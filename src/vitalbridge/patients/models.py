@@ -6,7 +6,7 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Date, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vitalbridge.db.base import Base, new_id, utcnow
@@ -74,6 +74,10 @@ class Patient(Base):
         Enum(PatientStatus, native_enum=False, length=16), default=PatientStatus.active
     )
     merged_into_id: Mapped[str | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"), nullable=True)
+    # Why the status last changed, as a code (``ehr_gone``, ``fhir.replaced-by`` …), never free text.
+    status_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # When demographics were last read from the EHR (search import, bulk sync, re-link).
+    ehr_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -89,3 +93,66 @@ class PatientEhrAlias(Base):
     practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
     ehr_id: Mapped[str] = mapped_column(String(64))
     replaced_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BulkSyncStatus(enum.StrEnum):
+    """Life of a Bulk Data ``$export`` sync (SPEC §4 "Population sync")."""
+
+    kicked_off = "kicked_off"  # the EHR accepted the export; polling its status URL
+    downloading = "downloading"  # manifest received; NDJSON files being imported
+    completed = "completed"
+    failed = "failed"  # stopped by an error the sync cannot get past (see ``error``)
+    cancelled = "cancelled"  # stopped by the operator; the export was DELETEd at the EHR
+
+
+UNFINISHED_SYNC = (BulkSyncStatus.kicked_off, BulkSyncStatus.downloading)
+
+
+class BulkSyncJob(Base):
+    """One population sync of a practice: enough state to resume after a crash without duplicates."""
+
+    __tablename__ = "bulk_sync_jobs"
+    __table_args__ = (Index("ix_bulk_sync_jobs_practice_status", "practice_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    practice_id: Mapped[str] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
+    status: Mapped[BulkSyncStatus] = mapped_column(
+        Enum(BulkSyncStatus, native_enum=False, length=16), default=BulkSyncStatus.kicked_off
+    )
+    group_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The export's status URL (Content-Location of the kick-off); the EHR's, not ours.
+    status_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    transaction_time: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    polls: Mapped[int] = mapped_column(Integer, default=0)
+    patients_created: Mapped[int] = mapped_column(Integer, default=0)
+    patients_updated: Mapped[int] = mapped_column(Integer, default=0)
+    lines_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    # Issues from the manifest's ``error`` files and rejected lines: codes, line numbers, the
+    # EHR's diagnostics (kept in the database, which may hold PHI; never printed or logged).
+    issues: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class BulkSyncFile(Base):
+    """One NDJSON output of an export. ``lines_done``/``bytes_done`` commit with each batch."""
+
+    __tablename__ = "bulk_sync_files"
+    __table_args__ = (UniqueConstraint("job_id", "position", name="uq_bulk_sync_files_job_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    job_id: Mapped[str] = mapped_column(ForeignKey("bulk_sync_jobs.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    resource_type: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(1000))
+    is_error: Mapped[bool] = mapped_column(default=False)  # an OperationOutcome file of the manifest's ``error``
+    expected_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lines_done: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    done: Mapped[bool] = mapped_column(default=False)

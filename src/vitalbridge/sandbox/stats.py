@@ -28,6 +28,9 @@ class Stats:
             self.observations_created: Counter[str] = Counter()
             self.conditional_matches = 0
             self.exports_started = 0
+            # Bulk status polls, and those sent before the previous Retry-After had passed (429).
+            self.export_polls = 0
+            self.export_polls_early = 0
 
     def token_request(self, client_id: str | None, grant_type: str) -> None:
         with self._lock:
@@ -66,4 +69,6 @@ class Stats:
                 "observations_created_by_practice": dict(self.observations_created),
                 "conditional_matches": self.conditional_matches,
                 "exports_started": self.exports_started,
+                "export_polls": self.export_polls,
+                "export_polls_early": self.export_polls_early,
             }

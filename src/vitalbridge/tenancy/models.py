@@ -78,6 +78,8 @@ class Practice(Base):
     hl7_host: Mapped[str | None] = mapped_column(String(200), nullable=True)
     hl7_port: Mapped[int | None] = mapped_column(Integer, nullable=True)
     request_timeout_s: Mapped[float] = mapped_column(Float, default=30.0)
+    # Identifier system of the practice's MRNs, for EHRs that do not type them "MR" (SPEC §4).
+    mrn_system: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -28,6 +28,9 @@ class PracticeIn(BaseModel):
     rate_limit_per_minute: int = Field(default=250, ge=1, le=100_000)
     delivery_channel: DeliveryChannel = DeliveryChannel.fhir
     hl7_sending_facility: SafeText | None = Field(default=None, max_length=200)
+    mrn_system: SafeText | None = Field(
+        default=None, max_length=255, description="identifier system of MRNs, when the EHR does not type them MR"
+    )
 
     @field_validator("scopes")
     @classmethod
@@ -55,6 +58,7 @@ class PracticeOut(BaseModel):
     rate_limit_per_minute: int
     delivery_channel: DeliveryChannel
     hl7_sending_facility: str | None
+    mrn_system: str | None = None
     created_at: datetime
 
     @classmethod
@@ -77,6 +81,7 @@ class PracticeOut(BaseModel):
             rate_limit_per_minute=p.rate_limit_per_minute,
             delivery_channel=p.delivery_channel,
             hl7_sending_facility=p.hl7_sending_facility,
+            mrn_system=p.mrn_system,
             created_at=p.created_at,
         )
 

@@ -207,6 +207,7 @@ def add_practice(
         rate_limit_per_minute=data.rate_limit_per_minute,
         delivery_channel=data.delivery_channel,
         hl7_sending_facility=data.hl7_sending_facility,
+        mrn_system=data.mrn_system,
     )
     if data.client_secret is not None:
         if sealer is None:

@@ -164,9 +164,11 @@ def _job(request: Request, practice: str, job_id: str) -> tuple[SandboxState, Ex
 @router.get(FHIR_PREFIX + "/{practice}/bulkstatus/{job_id}")
 async def export_status(practice: str, job_id: str, request: Request) -> Response:
     state, job = _job(request, practice, job_id)
+    state.stats.count("export_polls")
     now = time.monotonic()
     if now < job.ready_at:
         if now < job.next_poll_at:
+            state.stats.count("export_polls_early")
             wait = max(1, math.ceil(job.next_poll_at - now))
             raise FhirError(
                 429, "throttled", f"polled sooner than Retry-After; wait {wait} s", headers={"Retry-After": str(wait)}
