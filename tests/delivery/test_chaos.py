@@ -124,16 +124,14 @@ def run_chaos(
             assert stats["faults_injected"].get(kind, 0) > 0, kind
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_sqlite_serve_with_the_in_process_worker_survives_kills(hub: Hub) -> None:
-    if hub.engine.dialect.name != "sqlite":
-        pytest.skip("variant (a) runs on SQLite; PostgreSQL runs variant (b)")
     env = worker_env(hub, VB_INPROCESS_WORKER="true")
     run_chaos(hub, lambda: [spawn(["serve", "--port", "0"], env)], lambda _i: spawn(["serve", "--port", "0"], env))
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_postgresql_two_worker_processes_survive_kills(hub: Hub) -> None:
-    if hub.engine.dialect.name != "postgresql":
-        pytest.skip("variant (b) runs on PostgreSQL")
     env = worker_env(hub, VB_INPROCESS_WORKER="false")
     args = ["worker", "--concurrency", "4"]
     run_chaos(hub, lambda: [spawn(args, env), spawn(args, env)], lambda _i: spawn(args, env))

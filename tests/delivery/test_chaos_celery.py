@@ -55,9 +55,8 @@ def hub_publishes_hints(hub: Hub, broker_url: str) -> Iterator[dict[str, str]]:
             client.close()
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_celery_on_redis_survives_worker_kills(hub: Hub) -> None:
-    if hub.engine.dialect.name != "postgresql":
-        pytest.skip("separate worker processes run on PostgreSQL (SQLite is the embedded single-process default)")
     with hub_publishes_hints(hub, REDIS_URL) as broker:
         env = worker_env(hub, VB_INPROCESS_WORKER="false", **broker)
         args = ["worker", "--celery", "--concurrency", "6"]
@@ -65,9 +64,8 @@ def test_celery_on_redis_survives_worker_kills(hub: Hub) -> None:
         run_chaos(hub, lambda: [spawn(args, env)], lambda _i: spawn(args, env))
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_celery_on_rabbitmq_delivers(hub: Hub) -> None:
-    if hub.engine.dialect.name != "postgresql":
-        pytest.skip("separate worker processes run on PostgreSQL")
     with hub_publishes_hints(hub, AMQP_URL) as broker, sandbox() as sb:
         env = make_env(hub, sb.url, ehr_patient_id=sb.patient_id(), timeout_s=0.3)
         sb.faults(**{**FAULTS, "seed": 5})

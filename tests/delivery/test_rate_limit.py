@@ -34,9 +34,9 @@ def calls_to(stats: dict[str, object], practice: str) -> int:
     return int(fhir.get(practice, 0)) + int(tokens.get(practice, 0))
 
 
+# One 30-second run is enough; SQLite is the embedded default.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_pacing_at_the_ehr_limit_gets_no_429_and_uses_the_budget(hub: Hub) -> None:
-    if hub.engine.dialect.name != "sqlite":
-        pytest.skip("one 30-second run is enough; SQLite is the embedded default")
     hub.settings.delivery_concurrency = 8
     with sandbox(rate_limit_per_minute=PER_MINUTE) as sb:
         env = make_env(hub, sb.url, ehr_patient_id=sb.patient_id(), rate_limit=PER_MINUTE)
