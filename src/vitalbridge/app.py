@@ -27,6 +27,8 @@ from vitalbridge.api.middleware import (
 from vitalbridge.api.openapi import install_openapi
 from vitalbridge.api.throttle import AuthFailureThrottle, InboundRateLimiter
 from vitalbridge.audit.views import router as audit_router
+from vitalbridge.devices.views import devices_router, quarantine_router, readings_router
+from vitalbridge.devices.webhook_views import router as webhooks_router
 from vitalbridge.hl7v2.listener import start_hl7_listener
 from vitalbridge.lifecycle import register, start_services, stop_services
 from vitalbridge.observability.logging import configure_logging, debug_http_enabled
@@ -34,8 +36,23 @@ from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.settings import Settings, load_settings
 from vitalbridge.tenancy.access_views import tokens_router, users_router
 from vitalbridge.tenancy.views import router as practices_router
+from vitalbridge.triage import background as _triage_background  # noqa: F401 - registers the service
+from vitalbridge.triage.views import alerts_router, rules_router
 
-ROUTERS = [health_router, practices_router, users_router, tokens_router, audit_router, hl7_router]
+ROUTERS = [
+    health_router,
+    practices_router,
+    users_router,
+    tokens_router,
+    audit_router,
+    hl7_router,
+    webhooks_router,
+    devices_router,
+    readings_router,
+    quarantine_router,
+    alerts_router,
+    rules_router,
+]
 
 # Off unless VB_HL7_PORT is set (docs/hl7.md).
 register("hl7.listener", start_hl7_listener)

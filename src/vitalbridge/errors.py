@@ -6,6 +6,7 @@
     ├── Unauthorized                  401  login       AR
     ├── Forbidden                     403  forbidden   AR
     ├── Conflict                      409  conflict    AE
+    ├── PayloadTooLarge               413  too-long    AE
     ├── ValidationFailed              422  invalid     AE   (carries field-level errors)
     ├── RateLimited                   429  throttled   AE   (carries retry_after)
     └── UpstreamError                 502  transient   AE   (the EHR or a gateway failed)
@@ -84,6 +85,12 @@ class Conflict(VitalbridgeError):
     http_status = 409
     fhir_issue_code = "conflict"
     error_code = "conflict"
+
+
+class PayloadTooLarge(VitalbridgeError):
+    http_status = 413
+    fhir_issue_code = "too-long"
+    error_code = "payload_too_large"
 
 
 class ValidationFailed(VitalbridgeError):

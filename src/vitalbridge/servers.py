@@ -24,6 +24,9 @@ class ServerThread:
         # IPPROTO_TCP, and without it every keep-alive response waits ~40 ms for a delayed ACK.
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit this on Linux. Without it, Nagle's algorithm meets the client's
+        # delayed ACK and every small response waits ~40 ms.
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.bind((host, port))
         self.host = host
         self.port = self._sock.getsockname()[1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -131,6 +131,28 @@ class Settings(BaseSettings):
             if not prefix.startswith("/") or per_minute < 1:
                 raise ValueError("each rule is a path prefix starting with '/' and a positive count per minute")
         return value
+
+    # Readings pipeline (SPEC §5-§7).
+    # Webhook timestamps further than this from the hub's clock are refused as replays (SPEC §5: 5 min).
+    webhook_max_skew_s: int = Field(default=300, ge=30, le=3600)
+    # Webhook bodies above this are refused (413) before any parsing: one reading is < 2 KiB.
+    webhook_max_body_bytes: int = Field(default=65536, ge=1024)
+    # Run triage rules inside the webhook transaction (alerts commit with the reading). False:
+    # the background triage service picks readings up (lower ingest latency, alerts a little later).
+    triage_inline: bool = True
+    triage_sweep_interval_s: float = Field(default=10.0, gt=0)
+    missed_reading_check_interval_s: float = Field(default=3600.0, gt=0)
+    # Base of the identifier systems the hub mints ({base}/measurement on every Observation, {base}/device
+    # for device serials). It must never change once readings were delivered: conditional create
+    # matches on it. Default: {VB_PUBLIC_URL or base_url}/fhir/identifier.
+    identifier_system_base: str = ""
+    # LOINC for blood glucose: 2339-0 (SPEC default) or 41653-7 (capillary blood by glucometer).
+    glucose_loinc: Literal["2339-0", "41653-7"] = "2339-0"
+    gateway_sync_page_size: int = Field(default=200, ge=1, le=1000)
+
+    @property
+    def identifier_base(self) -> str:
+        return (self.identifier_system_base or f"{self.base_url}/fhir/identifier").rstrip("/")
 
     @property
     def effective_database_url(self) -> str:

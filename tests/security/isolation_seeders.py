@@ -17,12 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
+from vitalbridge.audit import Actor
+from vitalbridge.devices import gateway_service
+from vitalbridge.devices.gateways import GatewayKind
+from vitalbridge.devices.simulator import encode, make_record, post_webhook, signed_headers
 from vitalbridge.hl7v2.models import Direction, Hl7Message, Hl7MessageStatus
-from vitalbridge.patients.models import Patient
+from vitalbridge.patients.models import Patient, Program
 from vitalbridge.runtime import Hub
 
 
@@ -47,6 +52,12 @@ PATH_PARAM_KINDS: dict[str, str] = {
     "token_id": "token",
     "patient_id": "patient",
     "message_id": "hl7_message",
+    "kind": "gateway_kind",
+    "device": "device",
+    "reading_id": "reading",
+    "item_id": "quarantine_item",
+    "alert_id": "alert",
+    "program_id": "program",
 }
 
 QUERY_PARAM_KINDS: dict[str, str] = {
@@ -76,10 +87,71 @@ BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
     ("POST", "/api/v1/users/"): lambda w: {"email": "bob-iso@b.example", "role": "clinician"},
     # A token for A's user, asked for by B: must be refused.
     ("POST", "/api/v1/tokens/"): lambda w: {"role": "admin", "user_id": w.ids["user"]},
+    # A's device serial onto A's patient, asked for by B: must be refused.
+    ("POST", "/api/v1/devices/"): lambda w: {"device_id": A_DEVICE_SERIAL, "patient_id": w.ids["patient"]},
+    ("PUT", "/api/v1/patients/{patient_id}/thresholds"): lambda w: {},
+    ("PUT", "/api/v1/programs/{program_id}/rules"): lambda w: {},
+    ("POST", "/api/v1/quarantine/{item_id}/dismiss"): lambda w: {"note": "probe"},
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge"): lambda w: {"note": "probe"},
+    ("POST", "/api/v1/alerts/{alert_id}/resolve"): lambda w: {"note": "probe"},
+    ("POST", "/api/v1/alerts/{alert_id}/assign"): lambda w: {"user_id": None},
 }
 
 CustomProbe = Callable[[httpx.Client, World], None]
-CUSTOM_PROBES: dict[tuple[str, str], CustomProbe] = {}
+
+
+def _probe_webhook(client: httpx.Client, world: World) -> None:
+    """The webhook takes no hub token: B can only try A's gateway id without A's secret."""
+    body = encode(_a_reading("iso-b-forged", systolic=120))
+    headers = {**signed_headers(world.ids["gateway"], "not-a-secret", body), **world.b_headers}
+    resp = client.post("/api/v1/webhooks/mioconnect/", content=body, headers=headers)
+    assert resp.status_code == 401, resp.text
+    assert not [s for s in world.a_strings() if s in resp.text and s != world.ids["gateway"]]
+
+
+CUSTOM_PROBES: dict[tuple[str, str], CustomProbe] = {("POST", "/api/v1/webhooks/{kind}/"): _probe_webhook}
+
+A_DEVICE_SERIAL = "356938035649991"
+
+
+def _a_reading(reading_id: str, systolic: float) -> dict[str, Any]:
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    data = {"systolic": systolic, "diastolic": 95, "pulse": 70, "unit": "mmHg"}
+    return make_record(reading_id, A_DEVICE_SERIAL, "blood_pressure", at, data, id_type="imei")
+
+
+def _seed_readings(hub: Hub, client: httpx.Client, world: World, org_id: str) -> None:
+    """A gateway, a device on A's patient, a reading that raised an alert, a quarantined payload."""
+    with hub.sessions() as session, session.begin():
+        gateway, secret = gateway_service.create_gateway(
+            session, hub.sealer, organization_id=org_id, kind=GatewayKind.mioconnect, actor=Actor.service("test")
+        )
+        program = Program(organization_id=org_id, code="ISOAPROG", name="Isolation A program")
+        session.add(program)
+        session.flush()
+        world.ids["gateway"] = gateway.id
+        world.ids["program"] = program.id
+    world.ids["gateway_kind"] = GatewayKind.mioconnect.value
+    world.markers.append("ISOAPROG")
+    resp = client.post(
+        "/api/v1/devices/",
+        json={"device_id": A_DEVICE_SERIAL, "patient_id": world.ids["patient"]},
+        headers=world.a_headers,
+    )
+    assert resp.status_code == 200, resp.text
+    world.ids["device"] = resp.json()["id"]
+    url = str(client.base_url)
+    resp = post_webhook(client, url, gateway.id, secret, _a_reading("iso-a-reading-1", systolic=191))
+    assert resp.status_code == 202, resp.text
+    world.ids["reading"] = resp.json()["reading_id"]
+    resp = post_webhook(client, url, gateway.id, secret, b'{"reading_id": "iso-a-bad"}')
+    assert resp.status_code == 422, resp.text
+    items = client.get("/api/v1/quarantine/", headers=world.a_headers).json()
+    assert len(items) == 1, items
+    world.ids["quarantine_item"] = items[0]["id"]
+    alerts = client.get("/api/v1/alerts/", headers=world.a_headers).json()
+    assert alerts, "the critical reading raised no alert"
+    world.ids["alert"] = alerts[0]["id"]
 
 
 def seed_organization_a(hub: Hub, client: httpx.Client, world: World) -> None:
@@ -129,6 +201,7 @@ def seed_organization_a(hub: Hub, client: httpx.Client, world: World) -> None:
         session.flush()
         world.ids["hl7_message"] = message.id
     world.markers += ["ISOAMRN1", "Aardvark", "ISOACTRL1"]
+    _seed_readings(hub, client, world, org_id)
 
 
 def _org_of_practice(practice_id: str) -> Any:

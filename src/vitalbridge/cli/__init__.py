@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from vitalbridge.cli import audit_commands, hl7_commands, hub_commands, sandbox_commands, tenancy_commands
+from vitalbridge.cli import (
+    audit_commands,
+    fhir_commands,
+    gateway_commands,
+    hl7_commands,
+    hub_commands,
+    sandbox_commands,
+    tenancy_commands,
+    triage_commands,
+)
 
 app = typer.Typer(
     name="vitalbridge",
@@ -28,6 +37,9 @@ tenancy_commands.register(app)
 sandbox_commands.register(app)
 hl7_commands.register(app)
 audit_commands.register(app)
+gateway_commands.register(app)
+fhir_commands.register(app)
+triage_commands.register(app)
 
 
 def main() -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Enum
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -32,3 +33,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def str_enum(e: type[enum.Enum], length: int = 32) -> Enum:
+    """An enum stored as a plain string: adding a member later needs no PostgreSQL ALTER TYPE."""
+    return Enum(e, native_enum=False, length=length, validate_strings=True)

@@ -1,0 +1,1 @@
+"""Device readings (SPEC §5): gateway adapters, device registry, units, plausibility, ingest."""

@@ -1,0 +1,1 @@
+"""Triage (SPEC §6): rules per program and patient, alerts and their event feed."""
