@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from vitalbridge.audit import Outcome, record
+from vitalbridge.crypto.sealing import Sealer
 from vitalbridge.notify import outbox, registry
 from vitalbridge.notify.codes import PushAction, PushStatus, SendOutcome, TokenStatus
 from vitalbridge.notify.dispatch import PUSH_ACTOR
@@ -91,6 +92,14 @@ def _audit(session: Session, row: PushOutbox, device: PushDevice | None, result:
     )
 
 
+def message_for(row: PushOutbox, device: PushDevice, sealer: Sealer) -> dict[str, Any]:
+    """The FCM message for one queued push: codes from the row, the device's token, the sanitizer."""
+    notice = PushNotice.of(
+        alert_id=row.alert_id, rule_code=row.alert_type.value, severity=row.severity, action=row.action
+    )
+    return build_message(notice, registry.open_token(sealer, device))
+
+
 def _prepare(hub: Hub, row_id: str, owner: str, now: datetime) -> tuple[dict[str, Any] | None, str | None]:
     """In its own transaction: the message for a claimed row, or why it was cancelled."""
     with hub.sessions() as session, session.begin():
@@ -103,11 +112,8 @@ def _prepare(hub: Hub, row_id: str, owner: str, now: datetime) -> tuple[dict[str
         if moot is not None or device is None:
             outbox.finish(row, PushStatus.cancelled, now=now, error=moot)
             return None, moot
-        notice = PushNotice.of(
-            alert_id=row.alert_id, rule_code=row.alert_type.value, severity=row.severity, action=row.action
-        )
         try:
-            return build_message(notice, registry.open_token(hub.sealer, device)), None
+            return message_for(row, device, hub.sealer), None
         except UnsafePushPayload as exc:
             outbox.finish(row, PushStatus.dead, now=now, error=f"unsafe payload refused: {exc}")
             log.error("push.unsafe_payload", push_id=row.id, error=str(exc))
