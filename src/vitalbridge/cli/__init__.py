@@ -10,6 +10,7 @@ from vitalbridge.cli import (
     gateway_commands,
     hl7_commands,
     hub_commands,
+    notify_commands,
     sandbox_commands,
     tenancy_commands,
     triage_commands,
@@ -40,6 +41,7 @@ audit_commands.register(app)
 gateway_commands.register(app)
 fhir_commands.register(app)
 triage_commands.register(app)
+notify_commands.register(app)
 
 
 def main() -> None:
