@@ -23,7 +23,7 @@ from tests.readings_support import use_hub_database
 from vitalbridge.audit.models import AuditEntry
 from vitalbridge.cli import app as cli
 from vitalbridge.db.base import utcnow
-from vitalbridge.notify.background import run_once
+from vitalbridge.notify.background import dispatch, escalate, run_once
 from vitalbridge.notify.models import AlertEscalation
 from vitalbridge.runtime import Hub
 from vitalbridge.tenancy.models import Role
@@ -137,8 +137,6 @@ def test_an_escalation_push_is_dropped_if_the_alert_was_acknowledged_before_it_w
     t0 = utcnow()
     alert_id = open_alert(push_hub, org, patient, severity=Severity.critical, at=t0)
     due = t0 + timedelta(minutes=push_hub.settings.escalation_minutes)
-    from vitalbridge.notify.background import dispatch, escalate
-
     escalate(push_hub, now=due)
     dispatch(push_hub, now=due)
     acknowledge_alert(push_hub, org, alert_id, at=due)
