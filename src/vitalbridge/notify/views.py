@@ -2,7 +2,7 @@
 
     POST   /api/v1/me/push-tokens/              register this user's device (clinician)
     GET    /api/v1/me/push-tokens/              this user's devices (never the token values)
-    DELETE /api/v1/me/push-tokens/{token_id}    remove one of them
+    DELETE /api/v1/me/push-tokens/{push_token_id}    remove one of them
     GET|PUT|DELETE /api/v1/me/quiet-hours       this user's quiet hours
     GET|PUT|DELETE /api/v1/notifications/quiet-hours   the organization's default (PUT/DELETE: admin)
     GET|PUT /api/v1/programs/{program_id}/alerting     on-call list, escalation delay (PUT: admin)
@@ -77,14 +77,14 @@ def list_push_tokens(session: SessionDep, principal: ClinicianDep) -> list[PushT
     return [PushTokenOut.of(d) for d in registry.list_devices(session, principal.organization_id, user_id)]
 
 
-@me_router.delete("/push-tokens/{token_id}", status_code=204)
-def delete_push_token(token_id: RefParam, session: SessionDep, principal: ClinicianDep) -> Response:
+@me_router.delete("/push-tokens/{push_token_id}", status_code=204)
+def delete_push_token(push_token_id: RefParam, session: SessionDep, principal: ClinicianDep) -> Response:
     """Stop pushes to this device (e.g. at sign-out). Queued pushes for it are dropped."""
     registry.remove(
         session,
         organization_id=principal.organization_id,
         user_id=registry.user_of(principal),
-        device_id=token_id,
+        device_id=push_token_id,
         actor=actor_of(principal),
     )
     return Response(status_code=204)
