@@ -317,6 +317,11 @@ class FakeFcm:
             self.messages.clear()
             self.attempts.clear()
 
+    def issued_access_tokens(self) -> list[str]:
+        """Every access token issued and not revoked (leak tests search for them)."""
+        with self._lock:
+            return list(self._access_tokens)
+
     def revoke_access_tokens(self) -> None:
         with self._lock:
             self._access_tokens.clear()

@@ -43,6 +43,7 @@ from joserfc.jwk import RSAKey
 
 from vitalbridge.errors import ConfigurationError
 from vitalbridge.notify.codes import FcmErrorCode, SendOutcome
+from vitalbridge.notify.metrics import FCM_TOKEN_REFRESHES
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -150,6 +151,7 @@ class AccessTokens:
             # Renew five minutes early; a short-lived token is renewed at half its life.
             self._renew_at = now + max(expires_in - RENEW_BEFORE_S, expires_in / 2)
             self.refreshes += 1
+            FCM_TOKEN_REFRESHES.inc()
             return token
 
     def _fetch(self, client: httpx.Client, now: float) -> tuple[str, float]:

@@ -20,6 +20,7 @@ from vitalbridge.audit import Actor, Outcome, record
 from vitalbridge.crypto.sealing import Sealer
 from vitalbridge.errors import Forbidden, NotFound
 from vitalbridge.notify.codes import Platform, PushStatus, TokenStatus
+from vitalbridge.notify.metrics import PUSH_TOKENS_PRUNED
 from vitalbridge.notify.models import PushDevice, PushOutbox
 from vitalbridge.observability.context import current_correlation_id
 from vitalbridge.tenancy.service import Principal
@@ -154,6 +155,7 @@ def prune(session: Session, device: PushDevice, *, reason: str, now: datetime, a
         .values(status=PushStatus.cancelled, last_error=f"token pruned: {reason}", updated_at=now)
     )
     _audit(session, "push_device.pruned", device, actor, {"reason": reason})
+    PUSH_TOKENS_PRUNED.labels(reason).inc()
     return int(getattr(result, "rowcount", 0) or 0)
 
 

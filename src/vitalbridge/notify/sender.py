@@ -26,6 +26,7 @@ from vitalbridge.notify import outbox, registry
 from vitalbridge.notify.codes import PushAction, PushStatus, SendOutcome, TokenStatus
 from vitalbridge.notify.dispatch import PUSH_ACTOR
 from vitalbridge.notify.fcm import FcmSender, SendResult
+from vitalbridge.notify.metrics import PUSHES
 from vitalbridge.notify.models import PushDevice, PushOutbox
 from vitalbridge.notify.sanitizer import PushNotice, UnsafePushPayload, build_message
 from vitalbridge.observability.context import correlation_scope
@@ -157,6 +158,7 @@ def _record(
             )
         row.last_status_code = result.status_code
         _audit(session, row, device, result, latency_ms)
+        PUSHES.labels(row.action.value, outcome.value).inc()
         summary.outcomes.append(outcome.value)
 
 
