@@ -21,10 +21,10 @@ from tests.notify.support import (
 from vitalbridge.audit.models import AuditEntry
 from vitalbridge.db.base import utcnow
 from vitalbridge.notify import outbox
-from vitalbridge.notify.background import dispatch, run_once
+from vitalbridge.notify.background import close_sender, dispatch, run_once
 from vitalbridge.notify.codes import FcmErrorCode, PushStatus, TokenStatus
 from vitalbridge.notify.models import PushDevice
-from vitalbridge.runtime import Hub
+from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.triage.codes import Severity
 
 
@@ -213,3 +213,23 @@ def test_without_fcm_credentials_pushes_wait_in_the_outbox(hub: Hub) -> None:
     assert summary.send is None
     assert summary.dispatch.queued == 1
     assert [p.status for p in pushes(hub)] == [PushStatus.pending]
+
+
+def test_pushes_queued_too_long_ago_are_not_sent_late(hub: Hub, fcm: Fcm) -> None:
+    org, patient, _ = _setup(hub, fcm_token())
+    now = utcnow()
+    open_alert(hub, org, patient, at=now)
+    run_once(hub, now=now)  # FCM not configured yet: queued
+    configured = build_hub(
+        hub.settings.model_copy(update={"fcm_credentials_file": fcm.credentials, "fcm_endpoint": fcm.url})
+    )
+    try:
+        late = now + timedelta(hours=hub.settings.push_max_age_hours)
+        summary = run_once(configured, now=late).send
+    finally:
+        close_sender(configured)
+        configured.close()
+    assert summary is not None
+    assert (summary.cancelled, summary.sent) == (1, 0)
+    assert [(p.status, p.last_error) for p in pushes(hub)] == [(PushStatus.cancelled, "expired")]
+    assert received(fcm) == []

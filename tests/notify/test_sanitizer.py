@@ -41,7 +41,7 @@ from vitalbridge.triage.codes import Severity
 # refuses those before a push could ever be built).
 free_text = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=4, max_size=40)
 PROPERTY = settings(
-    max_examples=25,
+    max_examples=40,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from vitalbridge import lifecycle
 from vitalbridge.db.base import utcnow
+from vitalbridge.errors import VitalbridgeError
 from vitalbridge.notify.dispatch import DispatchSummary, dispatch_events
 from vitalbridge.notify.escalation import EscalationSummary, escalate_overdue
 from vitalbridge.notify.fcm import FcmSender, ServiceAccount
@@ -114,6 +115,9 @@ async def run_loop(hub: Hub, *, stop: asyncio.Event | None = None) -> None:
             if summary.send is None and summary.dispatch.queued and not warned:
                 log.warning("push.not_configured", hint="set VB_FCM_CREDENTIALS_FILE; pushes wait in the outbox")
                 warned = True
+        except VitalbridgeError as exc:
+            # Our errors carry ids and codes only, and say what to fix (e.g. the FCM credentials file).
+            log.warning("push.loop_error", error=type(exc).__name__, detail=str(exc))
         except Exception as exc:  # noqa: BLE001 - the loop must outlive a bad pass or a DB blip
             log.warning("push.loop_error", error=type(exc).__name__)
         await asyncio.sleep(settings.push_sweep_interval_s)

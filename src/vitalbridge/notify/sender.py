@@ -7,7 +7,8 @@ with ``FcmSender`` outside any database transaction, then record the outcome and
 
 Before sending, a push that no longer makes sense is cancelled instead: its device was pruned
 or removed, an escalation whose alert was acknowledged meanwhile, a "new alert" push for an
-alert already resolved (its "resolved" push still goes).
+alert already resolved (its "resolved" push still goes), or one older than
+``VB_PUSH_MAX_AGE_HOURS`` (say, queued while FCM was not configured).
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ class SendSummary:
     outcomes: list[str] = field(default_factory=list)
 
 
-def _moot(row: PushOutbox, alert: Alert | None, device: PushDevice | None) -> str | None:
+def _moot(row: PushOutbox, alert: Alert | None, device: PushDevice | None, *, expired: bool) -> str | None:
+    if expired:
+        return "expired"  # e.g. queued while FCM was not configured: old news by now
     if device is None or device.status is not TokenStatus.active:
         return "device_inactive"
     if alert is None:
@@ -109,7 +112,13 @@ def _prepare(hub: Hub, row_id: str, owner: str, now: datetime) -> tuple[dict[str
             return None, "lease_lost"
         device = session.get(PushDevice, row.device_id)
         alert = session.get(Alert, row.alert_id)
-        moot = _moot(row, alert, device)
+        expired = now - row.created_at >= timedelta(hours=hub.settings.push_max_age_hours)
+        if expired and row.last_error:
+            # FCM kept failing it (a retry was due): give up, as a failure.
+            hours = hub.settings.push_max_age_hours
+            outbox.finish(row, PushStatus.dead, now=now, error=f"{row.last_error}: gave up after {hours} h")
+            return None, "gave_up"
+        moot = _moot(row, alert, device, expired=expired)
         if moot is not None or device is None:
             outbox.finish(row, PushStatus.cancelled, now=now, error=moot)
             return None, moot
@@ -176,7 +185,7 @@ def send_due(hub: Hub, fcm: FcmSender, *, now: datetime, limit: int = 20, owner:
         with correlation_scope():
             message, skipped = _prepare(hub, row_id, owner, now)
             if message is None:
-                if skipped == "unsafe_payload":
+                if skipped in ("unsafe_payload", "gave_up"):
                     summary.dead += 1
                 elif skipped != "lease_lost":
                     summary.cancelled += 1
