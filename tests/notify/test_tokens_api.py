@@ -106,3 +106,17 @@ def test_a_phone_handed_to_a_colleague_moves_with_its_token(hub: Hub) -> None:
         assert theirs.status_code == 201
         assert client.get(URL, headers=first.headers).json() == []
         assert [d["id"] for d in client.get(URL, headers=second.headers).json()] == [theirs.json()["id"]]
+
+
+def test_another_organizations_clinician_cannot_see_or_remove_a_phone(hub: Hub) -> None:
+    org_a, _ = make_org(hub, "Org A")
+    org_b, _ = make_org(hub, "Org B")
+    alice = make_clinician(hub, org_a, "alice@a.example")
+    bob = make_clinician(hub, org_b, "bob@b.example")
+    with api_client(hub) as client:
+        mine = client.post(URL, json={"token": fcm_token(), "platform": "ios"}, headers=alice.headers).json()
+        assert client.get(URL, headers=bob.headers).json() == []
+        resp = client.delete(f"{URL}{mine['id']}", headers=bob.headers)
+        assert resp.status_code == 404
+        assert resp.json()["detail"] == "no such push token of yours"
+        assert [d["id"] for d in client.get(URL, headers=alice.headers).json()] == [mine["id"]]

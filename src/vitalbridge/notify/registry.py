@@ -126,7 +126,7 @@ def remove(session: Session, *, organization_id: str, user_id: str, device_id: s
         )
     )
     if device is None:
-        raise NotFound(f"no push token {device_id!r} of yours")
+        raise NotFound("no such push token of yours")
     _audit(session, "push_device.removed", device, actor, {"reason": "user_request"})
     session.delete(device)
 

@@ -47,7 +47,7 @@ def get_program(session: Session, organization_id: str, ref: str) -> Program:
         select(Program).where(Program.organization_id == organization_id, (Program.id == ref) | (Program.code == ref))
     )
     if program is None:
-        raise NotFound(f"no program {ref!r} in this organization")
+        raise NotFound("no such program in this organization")
     return program
 
 
