@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.notify.support import Fcm, fcm_token
-from vitalbridge.notify.fake_fcm import validate_message
+from vitalbridge.notify.fake_fcm_rules import validate_message
 from vitalbridge.notify.fcm import ServiceAccount
 
 
