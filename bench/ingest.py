@@ -55,6 +55,7 @@ def _tenant(hub: Hub, name: str) -> tuple[str, str]:
                 }
             ),
             hub.sealer,
+            hub.settings,
         )
         for i in range(PATIENTS):
             patient = Patient(organization_id=org.id, practice_id=practice.id, ehr_id=f"{name}-{i}")

@@ -34,6 +34,8 @@ from vitalbridge.devices.views import devices_router, quarantine_router, reading
 from vitalbridge.devices.webhook_views import router as webhooks_router
 from vitalbridge.hl7v2.listener import start_hl7_listener
 from vitalbridge.lifecycle import register, start_services, stop_services
+from vitalbridge.notify import background as _push_background  # noqa: F401 - registers the service
+from vitalbridge.notify.views import me_router, notify_router
 from vitalbridge.observability.logging import configure_logging, debug_http_enabled
 from vitalbridge.patients.views import ROUTERS as PATIENT_ROUTERS
 from vitalbridge.runtime import Hub, build_hub
@@ -63,6 +65,8 @@ ROUTERS = [
     deliveries_router,
     metrics_router,
     *PATIENT_ROUTERS,
+    me_router,
+    notify_router,
 ]
 
 # Off unless VB_HL7_PORT is set (docs/hl7.md).

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from vitalbridge.app import create_app
 from vitalbridge.db.migrate import upgrade
+from vitalbridge.notify.fake_fcm import FakeFcm, ServiceAccountKey
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.sandbox.app import create_sandbox_app
 from vitalbridge.sandbox.config import SandboxConfig
@@ -36,6 +37,7 @@ from vitalbridge.tenancy.models import AuthMethod, Organization, Practice, Role
 from vitalbridge.tenancy.schemas import PracticeIn
 
 DEMO_ORG = "Demo Clinic"
+FCM_DEMO_FILE = "fcm-demo-service-account.json"
 DEMO_PRACTICE = "JAFJCD"
 DEMO_CLIENT_ID = "vitalbridge-demo"
 TOKEN_FILE = "demo-api-token"
@@ -117,9 +119,22 @@ async def register_demo_client(hub: Hub, practice: Practice, sandbox_url: str) -
         raise RuntimeError(f"sandbox at {sandbox_url} did not come up")
 
 
+def prepare_demo_fcm(settings: Settings) -> tuple[Settings, FakeFcm | None]:
+    """Without real FCM credentials, push goes to a fake FCM endpoint on loopback: a demo
+    service account (kept under VB_DATA_DIR, its token_uri rewritten for this run's port)."""
+    if settings.fcm_credentials_file is not None:
+        return settings, None
+    path = settings.data_dir / FCM_DEMO_FILE
+    account = ServiceAccountKey.read(path) if path.exists() else ServiceAccountKey("vitalbridge-demo")
+    url = f"http://127.0.0.1:{settings.fake_fcm_port}"
+    account.write(path, f"{url}/token")
+    return settings.model_copy(update={"fcm_credentials_file": path, "fcm_endpoint": url}), FakeFcm(account)
+
+
 async def run_quickstart(settings: Settings) -> None:
     settings = settings.model_copy(update={"allow_private_urls": True})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings, fake_fcm = prepare_demo_fcm(settings)
     upgrade(settings.effective_database_url)
     hub = build_hub(settings)
     sandbox_url = f"http://127.0.0.1:{settings.sandbox_port}"
@@ -142,13 +157,24 @@ async def run_quickstart(settings: Settings) -> None:
         )
     )
     sandbox_task = asyncio.create_task(sandbox_server.serve())
+    fcm_server = None
+    tasks = [sandbox_task]
+    if fake_fcm is not None:
+        fcm_server = uvicorn.Server(
+            uvicorn.Config(
+                fake_fcm.app, host="127.0.0.1", port=settings.fake_fcm_port, log_level="warning", log_config=None
+            )
+        )
+        tasks.append(asyncio.create_task(fcm_server.serve()))
     await register_demo_client(hub, practice, sandbox_url)
     hub_task = asyncio.create_task(hub_server.serve())
     while not hub_server.started and not hub_task.done():
         await asyncio.sleep(0.05)
     if hub_task.done():
         sandbox_server.should_exit = True
-        await sandbox_task
+        if fcm_server is not None:
+            fcm_server.should_exit = True
+        await asyncio.gather(*tasks)
         raise SystemExit(f"the hub could not start on port {settings.port} (set VB_PORT to another port)")
     print(
         "\n".join(
@@ -160,6 +186,11 @@ async def run_quickstart(settings: Settings) -> None:
                 f"  JWKS           {jwks_url(settings)}   (registered with the sandbox; private_key_jwt RS384)",
                 f"  sandbox EHR    {sandbox_url}/fhir/r4/{DEMO_PRACTICE}",
                 f"  data folder    {settings.data_dir.resolve()}",
+                (
+                    f"  fake FCM       {settings.fcm_endpoint}/_fake/messages   (or: vitalbridge notify received)"
+                    if fake_fcm is not None
+                    else f"  FCM            {settings.fcm_endpoint} (project from {settings.fcm_credentials_file})"
+                ),
                 f"  API token      {api_token}",
                 "",
                 f'  try: curl -H "Authorization: Bearer {api_token}" {settings.base_url}/api/v1/practices/',
@@ -169,8 +200,10 @@ async def run_quickstart(settings: Settings) -> None:
         flush=True,
     )
     try:
-        await asyncio.gather(hub_task, sandbox_task)
+        await asyncio.gather(hub_task, *tasks)
     finally:
         hub_server.should_exit = True
         sandbox_server.should_exit = True
+        if fcm_server is not None:
+            fcm_server.should_exit = True
         hub.close()

@@ -211,6 +211,27 @@ class Settings(BaseSettings):
     # Redis key Celery writes, so several hubs (or test runs) can share one Redis server.
     celery_queue: str = Field(default="vitalbridge.delivery", min_length=1, max_length=200)
     celery_key_prefix: str = Field(default="", max_length=100)
+    # Push notifications over FCM HTTP v1 (SPEC §8, docs/notifications.md).
+    # The Firebase service-account JSON (client_email, private_key, token_uri, project_id).
+    # Unset: pushes wait in the push outbox until it is configured.
+    fcm_credentials_file: Path | None = None
+    fcm_project_id: str = ""  # default: project_id from the service-account file
+    fcm_endpoint: str = "https://fcm.googleapis.com"
+    fcm_timeout_s: float = Field(default=10.0, gt=0)
+    # A push not accepted by FCM within this many hours is given up (dead): an alert this old is news no more.
+    push_max_age_hours: float = Field(default=24.0, gt=0)
+    push_lease_s: float = Field(default=60.0, gt=0)
+    push_sweep_interval_s: float = Field(default=2.0, gt=0)
+    # A critical alert still open (unacknowledged) this long is escalated to the program's on-call list.
+    escalation_minutes: int = Field(default=15, ge=1)
+    escalation_check_interval_s: float = Field(default=30.0, gt=0)
+    # `make run` serves a fake FCM endpoint here and points the hub at it.
+    fake_fcm_port: int = 9091
+
+    @field_validator("fcm_credentials_file", mode="before")
+    @classmethod
+    def _no_file(cls, v: object) -> object:
+        return None if v == "" else v
 
     @property
     def identifier_base(self) -> str:

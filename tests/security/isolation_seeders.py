@@ -55,6 +55,7 @@ PATH_PARAM_KINDS: dict[str, str] = {
     "alert_id": "alert",
     "program_id": "program",
     "delivery_id": "delivery",
+    "push_token_id": "push_device",
 }
 
 QUERY_PARAM_KINDS: dict[str, str] = {
@@ -102,6 +103,13 @@ BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
     ("POST", "/api/v1/ecw/test/jwt/"): lambda w: {"practice": w.ids["practice"]},
     ("POST", "/api/v1/ecw/test/connection/"): lambda w: {"practice": w.ids["practice"]},
     ("POST", "/api/v1/ecw/auth/revoke/"): lambda w: {"practice": w.ids["practice"]},
+    # B's tokens are not bound to a user: /me routes refuse them (403) before anything else.
+    ("POST", "/api/v1/me/push-tokens/"): lambda w: {"token": "iso-b-" + "b" * 40, "platform": "ios"},
+    ("PUT", "/api/v1/me/quiet-hours"): lambda w: {"time_zone": "UTC", "starts": "22:00", "ends": "06:00"},
+    # B's own organization default: allowed, must not touch or reveal A's.
+    ("PUT", "/api/v1/notifications/quiet-hours"): lambda w: {"time_zone": "UTC", "starts": "21:00", "ends": "05:00"},
+    # A's user on A's program's on-call list, asked for by B: must be refused.
+    ("PUT", "/api/v1/programs/{program_id}/alerting"): lambda w: {"on_call_user_ids": [w.ids["user"]]},
 }
 
 CustomProbe = Callable[[httpx.Client, World], None]
@@ -225,6 +233,32 @@ def _seed_readings(hub: Hub, client: httpx.Client, world: World, org_id: str) ->
     assert resp.status_code == 201, resp.text
     world.ids["program"] = resp.json()["id"]
     world.markers += ["iso-a-r1", "isoaprog"]
+    _seed_push(client, world)
+
+
+A_PUSH_TOKEN = "iso-a-push-" + "a" * 60
+
+
+def _seed_push(client: httpx.Client, world: World) -> None:
+    """A's clinician has a phone registered; A has quiet hours and an on-call list."""
+    resp = client.post(
+        "/api/v1/tokens/", json={"role": "clinician", "user_id": world.ids["user"]}, headers=world.a_headers
+    )
+    assert resp.status_code == 201, resp.text
+    alice = {"Authorization": f"Bearer {resp.json()['token']}"}
+    resp = client.post("/api/v1/me/push-tokens/", json={"token": A_PUSH_TOKEN, "platform": "android"}, headers=alice)
+    assert resp.status_code == 201, resp.text
+    world.ids["push_device"] = resp.json()["id"]
+    quiet = {"time_zone": "Pacific/Chatham", "starts": "23:15", "ends": "06:45"}
+    assert client.put("/api/v1/me/quiet-hours", json=quiet, headers=alice).status_code == 200
+    assert client.put("/api/v1/notifications/quiet-hours", json=quiet, headers=world.a_headers).status_code == 200
+    resp = client.put(
+        f"/api/v1/programs/{world.ids['program']}/alerting",
+        json={"on_call_user_ids": [world.ids["user"]], "escalation_minutes": 7},
+        headers=world.a_headers,
+    )
+    assert resp.status_code == 200, resp.text
+    world.markers += [A_PUSH_TOKEN, "Pacific/Chatham"]
 
 
 def _org_of_practice(practice_id: str) -> Any:

@@ -12,6 +12,7 @@ from vitalbridge.cli import (
     gateway_commands,
     hl7_commands,
     hub_commands,
+    notify_commands,
     patients_commands,
     sandbox_commands,
     smart_commands,
@@ -48,6 +49,7 @@ smart_commands.register(app)
 delivery_commands.register(app)
 demo_commands.register(app)
 patients_commands.register(app)
+notify_commands.register(app)
 
 
 def main() -> None:

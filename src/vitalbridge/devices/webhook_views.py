@@ -38,6 +38,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 @router.post(
     "/{kind}/",
     status_code=202,
+    dependencies=[Depends(open_route("HMAC-signed gateway webhook (SPEC §5)"))],
     responses={
         200: {"description": "re-delivery of a known gateway reading id: nothing new stored"},
         202: {"description": "stored (reading, measurements, outbox rows, audit) before this answer"},

@@ -224,6 +224,22 @@ def assign(
     return Change(alert, ev)
 
 
+def record_escalation(
+    session: Session, *, organization_id: str, alert_id: str, actor: Actor | str, at: datetime, note: str | None = None
+) -> Change:
+    """An open alert nobody acknowledged in time was escalated (to an on-call list): an
+    ``escalated`` event with status and severity unchanged, plus its audit entry. Who is told
+    is the caller's business (``notify.escalation``)."""
+    alert = get_alert(session, organization_id, alert_id, for_update=True)
+    if alert.status is not AlertStatus.open:
+        raise Conflict(f"alert is {alert.status.value}; only an open alert can be escalated")
+    who = str(actor)
+    ev = _event(session, alert, AlertEventKind.escalated, actor=who, at=at, from_status=alert.status, note=note)
+    _audit(session, alert, AlertEventKind.escalated, who)
+    session.flush()
+    return Change(alert, ev)
+
+
 def events_after(session: Session, organization_id: str | None, after_seq: int, limit: int = 100) -> list[AlertEvent]:
     """Feed reader for consumers (push): events with ``seq > after_seq`` in order."""
     q = select(AlertEvent).where(AlertEvent.seq > after_seq)

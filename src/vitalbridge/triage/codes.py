@@ -32,7 +32,7 @@ class AlertEventKind(enum.StrEnum):
 
     opened = "opened"  # a new alert
     updated = "updated"  # another breach of the same rule folded into an unresolved alert
-    escalated = "escalated"  # a later breach raised the severity
+    escalated = "escalated"  # a later breach raised the severity, or nobody acknowledged a critical alert in time
     acknowledged = "acknowledged"  # open → acknowledged
     resolved = "resolved"  # open/acknowledged → resolved
     assigned = "assigned"  # assignee changed
