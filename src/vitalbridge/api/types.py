@@ -23,6 +23,9 @@ def _no_control_characters(value: str) -> str:
 SafeText = Annotated[str, AfterValidator(_no_control_characters)]
 
 REF_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+# Paging offsets beyond this are refused with a 422 rather than reaching the database, where an
+# integer past 64 bits is an overflow error (a 500) on SQLite.
+MAX_OFFSET = 10_000_000
 RefParam = Annotated[str, Path(pattern=REF_PATTERN, description="An id (or practice code)")]
 # Printable ASCII for codes used as filters (actions, outcomes, correlation ids).
 CODE_PATTERN = r"^[\x20-\x7e]{1,64}$"

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 
 from vitalbridge.api.actors import actor_of
 from vitalbridge.api.deps import SessionDep, require_role
+from vitalbridge.api.types import MAX_OFFSET
 from vitalbridge.db.base import utcnow
 from vitalbridge.delivery import service
 from vitalbridge.delivery.models import OutboxStatus
@@ -29,7 +30,7 @@ def list_deliveries(
     status: OutboxStatus | None = None,
     practice: Annotated[str | None, Query(description="hub practice id")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[DeliveryOut]:
     rows = service.list_deliveries(
         session, principal.organization_id, status=status, practice_id=practice, limit=limit, offset=offset

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query
 
 from vitalbridge.api.actors import actor_of
 from vitalbridge.api.deps import HubDep, SessionDep, require_role
+from vitalbridge.api.types import MAX_OFFSET
 from vitalbridge.db.base import utcnow
 from vitalbridge.devices import quarantine, receive, registry
 from vitalbridge.devices.listing import get_reading, list_readings
@@ -90,7 +91,7 @@ def readings(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[ReadingOut]:
     """Newest first, each measurement with its delivery status."""
     return list_readings(
@@ -118,7 +119,7 @@ def list_quarantine(
     status: QuarantineStatus | None = QuarantineStatus.open,
     reason: QuarantineReason | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[QuarantineOut]:
     items = quarantine.list_items(
         session, principal.organization_id, status=status, reason=reason, limit=limit, offset=offset

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from vitalbridge.api.deps import HubDep, SessionDep, require_role
-from vitalbridge.api.types import REF_PATTERN, RefParam
+from vitalbridge.api.types import MAX_OFFSET, REF_PATTERN, RefParam
 from vitalbridge.audit import Actor, Outcome, record
 from vitalbridge.observability.context import current_correlation_id
 from vitalbridge.patients import importer, service
@@ -123,7 +123,7 @@ def list_patients(
     status: PatientStatus | None = None,
     q: Annotated[str | None, Query(min_length=1, max_length=100, description="name, MRN or EHR id contains")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> PatientPage:
     org = principal.organization_id
     with hub.sessions() as session:

@@ -13,6 +13,7 @@ from sqlalchemy import case, select
 
 from vitalbridge.api.actors import actor_of
 from vitalbridge.api.deps import SessionDep, require_role
+from vitalbridge.api.types import MAX_OFFSET
 from vitalbridge.db.base import utcnow
 from vitalbridge.tenancy.models import Role
 from vitalbridge.tenancy.service import Principal
@@ -47,7 +48,7 @@ def list_alerts(
     rule: str | None = None,
     assignee: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[AlertOut]:
     """Most severe first, then oldest first: the triage queue."""
     q = select(Alert).where(Alert.organization_id == principal.organization_id)
