@@ -10,6 +10,7 @@ Everything runs in the caller's transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -75,16 +76,7 @@ def follow_outbox(session: Session, patient: Patient, *, now: datetime, actor: a
         return 0
     practice = session.get(Practice, patient.practice_id)
     target = target_of(patient, practice)
-    rows = session.scalars(
-        select(OutboxEntry)
-        .where(
-            OutboxEntry.patient_id == patient.id,
-            OutboxEntry.status.in_(
-                (OutboxStatus.blocked, OutboxStatus.pending, OutboxStatus.in_flight, OutboxStatus.dead)
-            ),
-        )
-        .with_for_update()
-    ).all()
+    rows = _undelivered_rows(session, patient.id)
     changed = 0
     revived = 0
     for entry in rows:
@@ -150,16 +142,7 @@ def gone(session: Session, patient: Patient, *, now: datetime, actor: audit.Acto
     """Mark the patient inactive (``ehr_gone``) and dead-letter its undeliverable rows."""
     patient.status = PatientStatus.inactive
     patient.status_reason = REASON_EHR_GONE
-    rows = session.scalars(
-        select(OutboxEntry)
-        .where(
-            OutboxEntry.patient_id == patient.id,
-            OutboxEntry.status.in_(
-                (OutboxStatus.blocked, OutboxStatus.pending, OutboxStatus.in_flight, OutboxStatus.dead)
-            ),
-        )
-        .with_for_update()
-    ).all()
+    rows = _undelivered_rows(session, patient.id)
     dead = 0
     for entry in rows:
         if not _followable(entry, now):
@@ -183,3 +166,17 @@ def gone(session: Session, patient: Patient, *, now: datetime, actor: audit.Acto
         detail={"dead_lettered": dead, "reason": REASON_EHR_GONE},
     )
     return dead
+
+
+def _undelivered_rows(session: Session, patient_id: str) -> Sequence[OutboxEntry]:
+    """The patient's rows not yet delivered, locked: both a re-link and a give-up rewrite them."""
+    return session.scalars(
+        select(OutboxEntry)
+        .where(
+            OutboxEntry.patient_id == patient_id,
+            OutboxEntry.status.in_(
+                (OutboxStatus.blocked, OutboxStatus.pending, OutboxStatus.in_flight, OutboxStatus.dead)
+            ),
+        )
+        .with_for_update()
+    ).all()
