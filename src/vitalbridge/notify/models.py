@@ -32,7 +32,8 @@ class PushDevice(Base):
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     platform: Mapped[Platform] = mapped_column(str_enum(Platform, 16))
-    # One row per token value across the hub: a phone handed to another clinician moves with them.
+    # One row per token value across the hub: one user holds it (a colleague in the same
+    # organization can take it over; another organization cannot, see notify/registry.py).
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     token_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[TokenStatus] = mapped_column(str_enum(TokenStatus, 16), default=TokenStatus.active)

@@ -2,9 +2,14 @@
 
 A registration token identifies one app install and lets anyone holding it (with our Firebase
 credentials) reach that phone, so it is handled like a credential: sealed at rest, looked up by
-its SHA-256, never logged, never returned by the API. A token value lives in one row hub-wide:
-when a phone changes hands, registering it again moves it to the new clinician (and drops
-pushes still queued for the previous one).
+its SHA-256, never logged, never returned by the API. A token value lives in one row hub-wide
+and belongs to one user. Within an organization, a phone handed to a colleague moves with its
+token when the colleague's app registers it after sign-in (pushes still queued for the previous
+holder are dropped). Across organizations a registration never moves or deletes the other
+organization's row: anyone who learns a token could otherwise silence another organization's
+clinician and receive nothing of theirs only by luck. The new holder gets a 409 and a way out
+that proves possession of the phone: the previous holder's app signs out (DELETE), or the app
+asks FCM for a fresh token (``deleteToken`` then ``getToken``), which registers normally.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from vitalbridge.audit import Actor, Outcome, record
 from vitalbridge.crypto.sealing import Sealer
-from vitalbridge.errors import Forbidden, NotFound
+from vitalbridge.errors import Conflict, Forbidden, NotFound
 from vitalbridge.notify.codes import Platform, PushStatus, TokenStatus
 from vitalbridge.notify.metrics import PUSH_TOKENS_PRUNED
 from vitalbridge.notify.models import PushDevice, PushOutbox
@@ -26,6 +31,12 @@ from vitalbridge.observability.context import current_correlation_id
 from vitalbridge.tenancy.service import Principal
 
 TOKEN_PURPOSE = "push.registration_token"
+
+
+TOKEN_HELD_ELSEWHERE = (
+    "this push token is registered to another account; sign out of the app there first, "
+    "or have the app fetch a fresh FCM registration token and register that"
+)
 
 
 @dataclass(frozen=True)
@@ -87,8 +98,12 @@ def register(
             existing.prune_reason = None
             _audit(session, "push_device.reactivated", existing, actor)
         return Registration(existing, created=False)
+    if existing is not None and existing.organization_id != organization_id:
+        # Never touch another organization's binding (issue 10 item 3). The answer names no owner.
+        raise Conflict(TOKEN_HELD_ELSEWHERE)
     if existing is not None:
-        # The phone now belongs to someone else: the previous holder's queued pushes must not reach it.
+        # A colleague's app registered the phone after sign-in: the previous holder's queued
+        # pushes must not reach it.
         _audit(session, "push_device.removed", existing, actor, {"reason": "registered_by_another_user"})
         session.delete(existing)
         session.flush()

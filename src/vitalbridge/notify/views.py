@@ -49,6 +49,7 @@ AdminDep = Annotated[Principal, Depends(require_role(Role.admin))]
     responses={
         200: {"description": "already registered: last_seen_at refreshed"},
         403: {"description": "token without a user"},
+        409: {"description": "the token is registered to an account in another organization; left untouched"},
     },
 )
 def register_push_token(
