@@ -19,7 +19,7 @@ import uvicorn
 class ServerThread:
     """``with ServerThread(app) as url:`` serves ``app`` on 127.0.0.1 at a free port."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning") -> None:
         # proto must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto is
         # IPPROTO_TCP, and without it every keep-alive response waits ~40 ms for a delayed ACK.
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -32,7 +32,7 @@ class ServerThread:
         self.port = self._sock.getsockname()[1]
         self.server = uvicorn.Server(
             # log_config=None: uvicorn's loggers keep the hub's (redacting) handlers.
-            uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2, log_config=None)
+            uvicorn.Config(app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=2, log_config=None)
         )
         self._thread = threading.Thread(target=self._run, name=f"server:{self.port}", daemon=True)
 

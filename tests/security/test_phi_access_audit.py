@@ -21,6 +21,7 @@ from vitalbridge.tenancy.models import Role
 from vitalbridge.tenancy.service import Principal
 
 PHI = "Quackenbush, Zebediah"
+PATIENT_ID = "0b7f6d2e-1c3a-4f5e-9a8b-7c6d5e4f3a2b"
 Clinician = Annotated[Principal, Depends(require_role(Role.clinician, phi=True))]
 
 
@@ -45,16 +46,21 @@ def test_phi_reads_are_audited_with_status_and_correlation(hub: Hub) -> None:
     tenant = make_tenant(hub, "Org A")
     rid = "11111111-2222-4333-8444-555555555555"
     with ServerThread(_app(hub)) as url, httpx.Client(base_url=url, headers=tenant.headers) as client:
-        assert client.get("/api/v1/charts/pat-1", headers={"X-Request-ID": rid}).json() == {"patient": PHI}
+        assert client.get(f"/api/v1/charts/{PATIENT_ID}", headers={"X-Request-ID": rid}).json() == {"patient": PHI}
         assert client.get("/api/v1/charts/missing").status_code == 404
+        # A route that answers for a reference that is not a hub id (an MRN typed into the path).
+        assert client.get("/api/v1/charts/MRN-4417PHI").status_code == 200
     with hub.sessions() as session:
         rows = list(
             session.scalars(select(AuditEntry).where(AuditEntry.action == "phi.access").order_by(AuditEntry.seq))
         )
     assert [(r.status_code, r.outcome, r.resource_ids) for r in rows] == [
-        (200, "success", ["pat-1"]),
-        (404, "failure", ["missing"]),
+        (200, "success", [PATIENT_ID]),
+        # Only resolved hub ids are stored: what the caller typed is not (the route template is).
+        (404, "failure", []),
+        (200, "success", []),
     ]
+    assert all("MRN-4417PHI" not in str(r.detail) for r in rows)
     assert rows[0].correlation_id == rid
     assert rows[0].organization_id == tenant.org_id
     assert rows[0].detail == {"route": "/api/v1/charts/{patient_id}", "method": "GET", "role": "admin"}

@@ -3,7 +3,8 @@
 Outermost first:
 
 1. ``RequestContextMiddleware``: correlation id (``X-Request-ID``) for logs and audit entries;
-   with ``ECW_LOG_LEVEL=DEBUG`` one ``http.exchange`` log line per request, bodies redacted.
+   one ``http.access`` line per request (route template, never the path); with
+   ``ECW_LOG_LEVEL=DEBUG`` also one ``http.exchange`` line, bodies described by shape.
 2. ``SecurityHeadersMiddleware``: nosniff, no framing, no referrer, ``no-store`` on ``/api``.
 3. CORS, only when ``VB_CORS_ORIGINS`` names origins.
 4. ``InboundRateLimitMiddleware``: per client address and path prefix (429 + Retry-After).
@@ -15,6 +16,7 @@ Outermost first:
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -28,7 +30,7 @@ from vitalbridge.api.throttle import InboundRateLimiter, client_ip
 from vitalbridge.audit import Actor, Outcome, record
 from vitalbridge.observability.context import accept_correlation_id, correlation_scope, current_correlation_id
 from vitalbridge.observability.logging import get_logger
-from vitalbridge.observability.redaction import describe_body
+from vitalbridge.observability.redaction import SAFE_BODY_KEYS, describe_body
 from vitalbridge.runtime import Hub
 
 Scope = MutableMapping[str, Any]
@@ -59,14 +61,16 @@ async def _send_problem(
     await send({"type": "http.response.body", "body": body})
 
 
-def _body_for_log(chunks: list[bytes], content_type: str | None) -> Any:
+def _body_for_log(chunks: list[bytes], content_type: str | None, *, safe_keys: frozenset[str]) -> Any:
     raw = b"".join(chunks)
     if not raw:
         return None
     if content_type and "json" in content_type:
         try:
-            return describe_body(json.loads(raw[:_DEBUG_BODY_LIMIT]))
-        except ValueError:
+            return describe_body(json.loads(raw[:_DEBUG_BODY_LIMIT]), safe_keys=safe_keys)
+        except (ValueError, RecursionError):
+            # Not JSON, or nested deeper than the parser's recursion allows (a poison payload):
+            # the log line must still be written and the connection kept; describe the bytes.
             pass
     # Non-JSON bodies (HL7, form posts, binary) are described, never echoed.
     return {"bytes": len(raw), "content_type": content_type}
@@ -112,21 +116,32 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, receive_logged if self.debug else receive, send_with_id)
             finally:
+                route = getattr(scope.get("route"), "path", None)
+                # The route template, never the concrete path: a caller can put anything in a
+                # path segment (an MRN, a device serial), and ids are in the audit trail already.
+                # This line replaces uvicorn's access log, which prints the concrete path.
+                template = route if isinstance(route, str) else "<unrouted>"
+                latency_ms = round((time.perf_counter() - started) * 1000, 3)
+                _log.info(
+                    "http.access",
+                    method=scope.get("method"),
+                    route=template,
+                    status=status[0] if status else 500,
+                    latency_ms=latency_ms,
+                )
                 if self.debug:
                     query = scope.get("query_string", b"").decode("latin-1")
-                    route = getattr(scope.get("route"), "path", None)
                     _log.debug(
                         "http.exchange",
                         method=scope.get("method"),
-                        # The route template, never the concrete path: a caller can put anything
-                        # in a path segment, and ids are in the audit trail already.
-                        route=route if isinstance(route, str) else "<unrouted>",
+                        route=template,
                         # Parameter names only: values (name=, birthdate=) can be PHI.
                         query_params=sorted({k for k, _ in parse_qsl(query, keep_blank_values=True)}),
                         status=status[0] if status else 500,
-                        latency_ms=round((time.perf_counter() - started) * 1000, 3),
-                        request_body=_body_for_log(req_chunks, _header(scope, b"content-type")),
-                        response_body=_body_for_log(resp_chunks, resp_type[0]),
+                        latency_ms=latency_ms,
+                        # The request is the caller's text: its shape only, no value kept.
+                        request_body=_body_for_log(req_chunks, _header(scope, b"content-type"), safe_keys=frozenset()),
+                        response_body=_body_for_log(resp_chunks, resp_type[0], safe_keys=SAFE_BODY_KEYS),
                     )
 
 
@@ -244,6 +259,19 @@ def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
     return receive
 
 
+_INTERNAL_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def resolved_ids(note: AccessNote, status: int) -> list[str]:
+    """The hub ids a PHI route resolved: its path parameters, only when it answered with
+    success (a ``phi=True`` route looks its objects up by internal id in the caller's
+    organization) and only in the hub's id format. A refused or unknown reference is whatever
+    the caller typed — an MRN, a name — so it is never stored; the route template is."""
+    if status >= 400:
+        return []
+    return [p for p in note.path_params if _INTERNAL_ID.fullmatch(p)]
+
+
 class AccessAuditMiddleware:
     def __init__(self, app: ASGIApp, *, hub: Hub) -> None:
         self.app = app
@@ -257,7 +285,7 @@ class AccessAuditMiddleware:
                 outcome=Outcome.success if status < 400 else (Outcome.denied if status in (401, 403) else "failure"),
                 actor=Actor("token", note.principal.token_id),
                 organization_id=note.principal.organization_id,
-                resource_ids=list(note.path_params),
+                resource_ids=resolved_ids(note, status),
                 status_code=status,
                 latency_ms=latency_ms,
                 correlation_id=correlation_id,

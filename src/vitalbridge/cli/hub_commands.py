@@ -39,8 +39,10 @@ def serve(
     from vitalbridge.app import create_app
 
     settings = load_settings(host=host, port=port)
-    # log_config=None: uvicorn logs through the hub's redacting JSON handlers.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None)
+    # log_config=None: uvicorn logs through the hub's redacting JSON handlers. access_log=False:
+    # uvicorn's access line prints the concrete path; the hub logs ``http.access`` with the
+    # route template instead.
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None, access_log=False)
 
 
 def up() -> None:

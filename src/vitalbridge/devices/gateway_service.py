@@ -61,7 +61,7 @@ def create_gateway(
 def get_gateway(session: Session, gateway_id: str, organization_id: str | None = None) -> Gateway:
     gw = session.get(Gateway, gateway_id)
     if gw is None or (organization_id is not None and gw.organization_id != organization_id):
-        raise NotFound(f"no gateway {gateway_id!r}")
+        raise NotFound("no such gateway")
     return gw
 
 

@@ -33,7 +33,7 @@ def list_readings(
             select(Patient.id).where(Patient.id == patient_id, Patient.organization_id == organization_id)
         )
         if owned is None:
-            raise NotFound(f"no patient {patient_id!r} in this organization")
+            raise NotFound("no such patient in this organization")
         q = q.where(Reading.patient_id == patient_id)
     if device is not None:
         dev = session.scalar(
@@ -42,7 +42,7 @@ def list_readings(
             )
         )
         if dev is None:
-            raise NotFound(f"no device {device!r} in this organization")
+            raise NotFound("no such device in this organization")
         q = q.where(Reading.device_id == dev)
     if unassigned is not None:
         q = q.where(Reading.patient_id.is_(None) if unassigned else Reading.patient_id.is_not(None))
@@ -59,7 +59,7 @@ def get_reading(session: Session, organization_id: str, reading_id: str) -> Read
         select(Reading).where(Reading.id == reading_id, Reading.organization_id == organization_id)
     )
     if reading is None:
-        raise NotFound(f"no reading {reading_id!r} in this organization")
+        raise NotFound("no such reading in this organization")
     return _render(session, [reading])[0]
 
 

@@ -82,7 +82,7 @@ def get(session: Session, organization_id: str, item_id: str, *, for_update: boo
     )
     item = session.scalar(q.with_for_update() if for_update else q)
     if item is None:
-        raise NotFound(f"no quarantined payload {item_id!r} in this organization")
+        raise NotFound("no such quarantined payload in this organization")
     return item
 
 

@@ -118,7 +118,7 @@ def get_device(session: Session, organization_id: str, ref: str) -> Device:
         select(Device).where(Device.organization_id == organization_id, (Device.id == ref) | (Device.serial == ref))
     )
     if device is None:
-        raise NotFound(f"no device {ref!r} in this organization")
+        raise NotFound("no such device in this organization")
     return device
 
 
@@ -165,7 +165,7 @@ def assign_device(
             select(Patient).where(Patient.id == patient_id, Patient.organization_id == organization_id)
         )
         if patient is None:
-            raise NotFound(f"no patient {patient_id!r} in this organization")
+            raise NotFound("no such patient in this organization")
     # Lock the row so a concurrent ingest of this device's readings sees the assignment before
     # or after, never half of it (PostgreSQL; SQLite writers are serial anyway).
     device = session.scalar(

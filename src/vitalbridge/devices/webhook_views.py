@@ -58,7 +58,7 @@ async def receive(
     try:
         gateway_kind = GatewayKind(kind)
     except ValueError:
-        raise NotFound(f"no gateway kind {kind!r}") from None
+        raise NotFound("no such gateway kind; see docs/gateways/") from None
     # Set by RequestContextMiddleware, which also echoes it as X-Request-ID on the answer.
     correlation_id = current_correlation_id() or accept_correlation_id(request.headers.get("x-request-id"))
     body = await _read_limited(request, hub.settings.webhook_max_body_bytes)

@@ -37,6 +37,11 @@ _QUIET_AT_DEBUG = {
 }
 
 
+class _DropRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
 def _shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -97,6 +102,11 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
         lg = logging.getLogger(name)
         lg.handlers.clear()
         lg.propagate = True
+    # uvicorn's access line carries the concrete path (MRNs, device serials in path segments);
+    # the hub's own ``http.access`` line logs the route template instead.
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _DropRecords) for f in access.filters):
+        access.addFilter(_DropRecords())
     structlog.configure(
         processors=[
             *_shared_processors(),

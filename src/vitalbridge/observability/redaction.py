@@ -183,19 +183,26 @@ SAFE_BODY_KEYS = frozenset(
 )
 
 
-def describe_body(value: Any, key: str | None = None, _depth: int = 0) -> Any:
-    """The shape of a JSON body for DEBUG logs: structure and safe ids, no free values."""
+def describe_body(
+    value: Any, key: str | None = None, _depth: int = 0, *, safe_keys: frozenset[str] = SAFE_BODY_KEYS
+) -> Any:
+    """The shape of a JSON body for DEBUG logs: structure and safe ids, no free values.
+
+    ``safe_keys=frozenset()`` keeps no value at all: request bodies are the caller's text, and
+    a caller can put an MRN under ``id`` or ``code`` as easily as under ``name``."""
     if _depth > 16:
         return "[…]"
     if isinstance(value, Mapping):
         return {
-            k: (REDACTED if is_sensitive_key(k) else describe_body(v, str(k), _depth + 1)) for k, v in value.items()
+            k: (REDACTED if is_sensitive_key(k) else describe_body(v, str(k), _depth + 1, safe_keys=safe_keys))
+            for k, v in value.items()
         }
     if isinstance(value, list):
-        return [describe_body(v, key, _depth + 1) for v in value[:20]] + (["[…]"] if len(value) > 20 else [])
+        described = [describe_body(v, key, _depth + 1, safe_keys=safe_keys) for v in value[:20]]
+        return described + (["[…]"] if len(value) > 20 else [])
     if value is None or isinstance(value, bool):
         return value
-    if key is not None and key.lower() in SAFE_BODY_KEYS and isinstance(value, str | int | float):
+    if key is not None and key.lower() in safe_keys and isinstance(value, str | int | float):
         return redact(value)
     if isinstance(value, str):
         return f"[str:{len(value)}]"

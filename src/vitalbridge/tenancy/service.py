@@ -192,7 +192,7 @@ def add_practice(
         )
     )
     if exists is not None:
-        raise Conflict(f"practice code {data.practice_code!r} is already registered in this organization")
+        raise Conflict("this practice code is already registered in this organization")
     practice = Practice(
         organization_id=organization_id,
         name=data.name or data.practice_code,

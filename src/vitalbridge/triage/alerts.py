@@ -161,7 +161,7 @@ def get_alert(session: Session, organization_id: str, alert_id: str, *, for_upda
     q = select(Alert).where(Alert.id == alert_id, Alert.organization_id == organization_id)
     alert = session.scalar(q.with_for_update() if for_update else q)
     if alert is None:
-        raise NotFound(f"no alert {alert_id!r} in this organization")
+        raise NotFound("no such alert in this organization")
     return alert
 
 
@@ -215,7 +215,7 @@ def assign(
             select(User.id).where(User.id == assignee_user_id, User.organization_id == organization_id)
         )
         if user is None:
-            raise NotFound(f"no user {assignee_user_id!r} in this organization")
+            raise NotFound("no such user in this organization")
     who = str(actor)
     alert.assignee_user_id = assignee_user_id
     alert.updated_at = at

@@ -21,7 +21,7 @@ def _patient(session: Session, organization_id: str, patient_id: str) -> Patient
         select(Patient).where(Patient.id == patient_id, Patient.organization_id == organization_id)
     )
     if patient is None:
-        raise NotFound(f"no patient {patient_id!r} in this organization")
+        raise NotFound("no such patient in this organization")
     return patient
 
 
@@ -32,7 +32,7 @@ def _program(session: Session, organization_id: str, program_id: str) -> Program
         )
     )
     if program is None:
-        raise NotFound(f"no program {program_id!r} in this organization")
+        raise NotFound("no such program in this organization")
     return program
 
 
