@@ -58,7 +58,11 @@ def test_not_json_not_an_object_non_finite_and_unix_times_are_refused() -> None:
     assert ADAPTER.parse_webhook(b"[1, 2]").errors[0].type == "model_type"
     doc = json.loads(sample("pulse_oximetry.json"))
     nan = json.dumps({**doc, "data": {"spo2": float("nan")}}).encode()  # json.dumps writes NaN
-    assert ADAPTER.parse_webhook(nan).errors[0].loc == ("body", "data", "spo2")
+    # NaN is not a JSON number (RFC 8259 §6): the body is refused as it is decoded.
+    assert [(e.loc, e.type) for e in ADAPTER.parse_webhook(nan).errors] == [(("body",), "json_invalid")]
+    # A decoded record (the REST sync path) with a non-finite number is refused at its field.
+    decoded = ADAPTER.parse_record({**doc, "data": {"spo2": float("inf")}}, ("body",))
+    assert decoded.errors[0].loc == ("body", "data", "spo2")
     unix = json.dumps({**doc, "measured_at": 1740000000}).encode()
     assert ADAPTER.parse_webhook(unix).errors[0].loc == ("body", "measured_at")
 

@@ -85,12 +85,16 @@ def received(outcome: str) -> float:
 def test_duplicate_gateway_reading_id_is_200_with_the_same_id_and_no_new_rows(hub: Hub) -> None:
     world = make_world(hub)
     accepted, duplicates = received("accepted"), received("duplicate")
+    record = bp("mc-dup")
     with api_client(hub) as client:
-        first = world.post(client, bp("mc-dup"))
+        first = world.post(client, record)
         assert first.status_code == 202
         before = stored(hub)
-        # A re-delivery (new timestamp, new signature, even changed values) is the same reading.
-        again = world.post(client, bp("mc-dup", systolic=150))
+        # A re-delivery (new timestamp, new signature, fields reordered, an extra field the hub
+        # ignores) is the same reading. Different content under the id is a conflict
+        # (tests/devices/test_reading_conflicts.py).
+        resent = {**dict(reversed(record.items())), "sent_again": True}
+        again = world.post(client, resent, timestamp=int(datetime.now(UTC).timestamp()) + 1)
         assert again.status_code == 200, again.text
         assert again.json() == {
             "status": "duplicate",

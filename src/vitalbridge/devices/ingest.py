@@ -22,8 +22,9 @@ from vitalbridge.audit import Actor, Outcome, record
 from vitalbridge.db.base import new_id
 from vitalbridge.delivery.models import OutboxEntry, OutboxStatus
 from vitalbridge.delivery.outbox import UNKNOWN_TARGET, Target, new_entry, target_of
-from vitalbridge.devices import registry
+from vitalbridge.devices import registry, sameness
 from vitalbridge.devices.models import Gateway, Measurement, Reading
+from vitalbridge.devices.quarantine import READING_ID_CONFLICT
 from vitalbridge.devices.readings import NormalizedReading, ReadingSource
 from vitalbridge.errors import FieldError, ValidationFailed
 from vitalbridge.fhir.codes import Loinc
@@ -37,6 +38,23 @@ class InvalidObservation(ValidationFailed):
     """An Observation built from an accepted reading failed validation: a hub defect, never queued."""
 
     error_code = "invalid_observation"
+
+
+class ReadingConflict(Exception):
+    """A gateway reading id already used for a reading with different content (devices.sameness)."""
+
+    def __init__(self, field_errors: list[FieldError], gateway_reading_id: str) -> None:
+        super().__init__("reading id conflict")
+        self.field_errors = field_errors
+        self.gateway_reading_id = gateway_reading_id
+
+
+def _conflict_error(reading: NormalizedReading) -> FieldError:
+    return FieldError(
+        (*reading.source.loc, "reading_id"),
+        "this reading id was already received with different content; the first reading is kept",
+        READING_ID_CONFLICT,
+    )
 
 
 @dataclass(frozen=True)
@@ -83,12 +101,25 @@ def store_readings(
     )
     result = StoreResult()
     fresh: list[NormalizedReading] = []
+    stored_prints = sameness.of_stored(session, list(existing.values()))
+    fresh_prints: dict[str, sameness.Fingerprint] = {}
+    conflicts: list[FieldError] = []
     for r in readings:
         gid = r.source.gateway_reading_id
+        mine = sameness.of_incoming(r)
         if gid in existing:
+            if stored_prints.get(existing[gid]) != mine:
+                conflicts.append(_conflict_error(r))
             result.items.append(Stored(gid, existing[gid], duplicate=True))
-        elif gid not in {f.source.gateway_reading_id for f in fresh}:
+        elif gid in fresh_prints:
+            if fresh_prints[gid] != mine:
+                conflicts.append(_conflict_error(r))
+        else:
             fresh.append(r)
+            fresh_prints[gid] = mine
+    if conflicts:
+        # Nothing of this batch is stored: the caller quarantines it whole with the reason.
+        raise ReadingConflict(conflicts, readings[0].source.gateway_reading_id)
 
     new_readings: list[Reading] = []
     new_measurements: dict[str, list[Measurement]] = defaultdict(list)

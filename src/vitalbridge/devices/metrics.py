@@ -7,5 +7,5 @@ from prometheus_client import Counter
 READINGS_RECEIVED = Counter(
     "vitalbridge_readings_received",
     "Gateway readings received, by gateway kind, source and outcome",
-    ["gateway_kind", "source", "outcome"],  # outcome: accepted, duplicate, refused, quarantined
+    ["gateway_kind", "source", "outcome"],  # outcome: accepted, duplicate, refused, quarantined, conflict
 )

@@ -137,6 +137,7 @@ class QuarantineReason(enum.StrEnum):
     invalid = "invalid"  # missing or ill-typed fields, naive timestamp, unknown unit
     implausible = "implausible"  # physiologically impossible value or time
     invalid_fhir = "invalid_fhir"  # the Observation built from it failed validation (a hub defect)
+    conflict = "conflict"  # a reading id already received with different content (the first is kept)
 
 
 class QuarantineStatus(enum.StrEnum):

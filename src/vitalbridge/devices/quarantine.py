@@ -18,12 +18,17 @@ from vitalbridge.devices.models import QuarantinedPayload, QuarantineReason, Qua
 from vitalbridge.devices.readings import ReadingSource
 from vitalbridge.errors import Conflict, FieldError, NotFound
 
+# Field-error type of a reading id already stored with different content (devices.ingest).
+READING_ID_CONFLICT = "reading_id_conflict"
 _IMPLAUSIBLE = ("value_error.implausible", "value_error.future", "value_error.past")
 
 
 def classify(errors: list[FieldError]) -> QuarantineReason:
     types = {e.type for e in errors}
-    if "json_invalid" in types or "model_type" in types:
+    if READING_ID_CONFLICT in types:
+        return QuarantineReason.conflict
+    # json_invalid, json_too_deep, json_number_too_long, json_number_out_of_range (strict_json).
+    if "model_type" in types or any(t.startswith("json_") for t in types):
         return QuarantineReason.malformed
     if any(t.startswith("fhir.") for t in types):
         return QuarantineReason.invalid_fhir
@@ -45,6 +50,7 @@ def put(
     content_type: str | None = None,
     gateway_reading_id: str | None = None,
     correlation_id: str | None = None,
+    status_code: int = 422,
 ) -> QuarantinedPayload:
     item = QuarantinedPayload(
         organization_id=organization_id,
@@ -68,7 +74,7 @@ def put(
         organization_id=organization_id,
         resource_type="Quarantine",
         resource_ids=[item.id],
-        status_code=422,
+        status_code=status_code,
         correlation_id=correlation_id,
         # Error locations and types only: messages can quote units the device sent.
         detail={"reason": item.reason.value, "fields": sorted({".".join(map(str, e.loc)) for e in errors})[:20]},

@@ -7,7 +7,9 @@ Order of checks, each failing closed:
 2. body parses and every field is valid and plausible → else 422 with field errors, the raw
    body kept in quarantine (committed even though the request fails), audited;
 3. reading(s), measurements, outbox rows and the audit entry commit in ONE transaction → 202,
-   or 200 with the existing reading id when the gateway reading id was seen before.
+   or 200 with the existing reading id when the gateway reading id was seen before with the
+   same content; seen before with *different* content → 409 ``reading_id_conflict``, the body
+   kept in quarantine (reason ``conflict``), the first reading untouched.
 
 Happy path: one transaction. The refusal and quarantine paths write in a second one because the
 first was rolled back.
@@ -28,7 +30,7 @@ from vitalbridge.db.base import utcnow
 from vitalbridge.devices import quarantine
 from vitalbridge.devices.gateway_service import WebhookRefusal, get_gateway, verify_webhook
 from vitalbridge.devices.gateways import GatewayKind, adapter_for
-from vitalbridge.devices.ingest import InvalidObservation, StoreResult, store_readings
+from vitalbridge.devices.ingest import InvalidObservation, ReadingConflict, StoreResult, store_readings
 from vitalbridge.devices.metrics import READINGS_RECEIVED
 from vitalbridge.devices.models import QuarantineStatus
 from vitalbridge.devices.normalize import normalise_reading
@@ -36,6 +38,12 @@ from vitalbridge.devices.readings import NormalizedReading, ReadingSource
 from vitalbridge.devices.signing import GATEWAY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureProblem
 from vitalbridge.errors import Conflict, FieldError, Unauthorized, ValidationFailed
 from vitalbridge.runtime import Hub
+
+
+class ReadingIdConflict(Conflict):
+    """409: the reading id is taken by a different reading. Permanent: retrying cannot help."""
+
+    error_code = "reading_id_conflict"
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,17 @@ def receive_webhook(
             item_id = _quarantine(hub, gateway_ref, body, errors, content_type, gid, correlation_id, now)
             READINGS_RECEIVED.labels(kind.value, "webhook", "quarantined").inc()
             raise ValidationFailed(f"payload refused and kept in quarantine {item_id} for review", errors) from None
+        except ReadingConflict as exc:
+            assert gateway_ref is not None
+            item_id = _quarantine(
+                hub, gateway_ref, body, exc.field_errors, content_type, exc.gateway_reading_id, correlation_id, now, 409
+            )
+            READINGS_RECEIVED.labels(kind.value, "webhook", "conflict").inc()
+            raise ReadingIdConflict(
+                f"this reading id was already received with different content; the first reading is kept and "
+                f"this payload is in quarantine {item_id} for review; do not retry it",
+                exc.field_errors,
+            ) from None
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -200,6 +219,7 @@ def _quarantine(
     gateway_reading_id: str | None,
     correlation_id: str | None,
     now: datetime,
+    status_code: int = 422,
 ) -> str:
     with hub.sessions() as session, session.begin():
         gateway_id, organization_id = gateway
@@ -215,6 +235,7 @@ def _quarantine(
             content_type=content_type,
             gateway_reading_id=gateway_reading_id,
             correlation_id=correlation_id,
+            status_code=status_code,
         )
         return item.id
 
@@ -249,7 +270,7 @@ def reprocess(hub: Hub, organization_id: str, item_id: str, *, actor: Actor | st
                 )
         except Rejected as exc:
             errors = exc.errors
-        except InvalidObservation as exc:
+        except (InvalidObservation, ReadingConflict) as exc:
             errors = exc.field_errors
         if errors:
             item.errors = [e.as_dict() for e in errors]

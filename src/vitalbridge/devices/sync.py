@@ -20,7 +20,7 @@ from vitalbridge.db.base import utcnow
 from vitalbridge.devices import quarantine
 from vitalbridge.devices.gateway_service import api_key, get_gateway
 from vitalbridge.devices.gateways import adapter_for
-from vitalbridge.devices.ingest import InvalidObservation, store_readings
+from vitalbridge.devices.ingest import InvalidObservation, ReadingConflict, store_readings
 from vitalbridge.devices.metrics import READINGS_RECEIVED
 from vitalbridge.devices.models import Gateway
 from vitalbridge.devices.normalize import normalise_reading
@@ -127,13 +127,14 @@ def _store_page(
                 raws[reading.gateway_reading_id] = raw
     try:
         stored = _commit(hub, gateway, good, now, status, latency_ms)
-    except InvalidObservation:
-        # One record's Observation is invalid (a hub defect): keep the others, one by one.
+    except (InvalidObservation, ReadingConflict):
+        # One record's Observation is invalid (a hub defect), or reuses a reading id for other
+        # content: keep the others, one by one, and quarantine that one.
         stored = []
         for item in good:
             try:
                 stored += _commit(hub, gateway, [item], now, status, latency_ms)
-            except InvalidObservation as exc:
+            except (InvalidObservation, ReadingConflict) as exc:
                 key = item.source.gateway_reading_id
                 bad.append((raws[key], exc.field_errors, key))
     summary.stored += sum(1 for d in stored if not d)

@@ -69,7 +69,8 @@ class Converted:
 def parse_unit(text: str) -> Ucum:
     unit = _SPELLINGS.get(text.strip().lower())
     if unit is None:
-        raise UnitError(f"unknown unit {text!r}")
+        # The text is not repeated: error messages travel back to the gateway and into logs.
+        raise UnitError("unknown unit")
     return unit
 
 
@@ -80,9 +81,9 @@ def normalise(quantity: str, value: float, unit_text: str) -> Converted:
     try:
         unit = parse_unit(unit_text)
     except UnitError:
-        raise UnitError(f"unknown unit {unit_text!r} for {quantity}; expected {names}") from None
+        raise UnitError(f"unknown unit for {quantity}; expected {names}") from None
     if unit not in accepted:
-        raise UnitError(f"unit {unit_text!r} does not fit {quantity}; expected {names}")
+        raise UnitError(f"the unit does not fit {quantity}; expected {names}")
     target = TARGET_UNIT[quantity]
     if unit is target:
         return Converted(value, target)

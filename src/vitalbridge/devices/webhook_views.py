@@ -44,7 +44,14 @@ async def _read_limited(request: Request, limit: int) -> bytes:
         202: {"description": "stored (reading, measurements, outbox rows, audit) before this answer"},
         401: {"description": "missing headers, unknown gateway, stale timestamp or bad signature"},
         413: {"description": "body too large"},
-        422: {"description": "field errors; the raw body is kept in quarantine"},
+        409: {
+            "description": "reading_id_conflict: the reading id was already received with different content; "
+            "the first reading is kept, this body is quarantined; do not retry"
+        },
+        422: {
+            "description": "field errors (wrong types, malformed or poison JSON: too deep, too long a number, "
+            "NaN/Infinity); the raw body is kept in quarantine; do not retry unchanged"
+        },
     },
 )
 async def receive(

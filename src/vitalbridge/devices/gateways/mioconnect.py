@@ -4,23 +4,28 @@ Structure is checked with pydantic models (field-level errors come out with thei
 the envelope is read first and ``data`` is then checked against the model of the reading
 type, so errors point at ``("body", "data", "systolic")`` rather than at a union branch.
 Unknown extra fields are ignored: gateways add fields without notice and must not be refused
-for it. Numbers must be finite; ``measured_at`` must be an ISO 8601 string with an offset.
+for it. Types are strict, as the format documents them: values are JSON numbers (``"120"`` is
+refused, not read as 120), flags JSON booleans (not ``"true"`` or ``1``); numbers must be finite;
+``measured_at`` must be an ISO 8601 string with an offset. The body is decoded within limits
+(``strict_json``): too deep, too long a number, NaN/Infinity are field errors, not crashes.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, StrictBool, ValidationError, field_validator
 
+from vitalbridge.devices.gateways import strict_json
 from vitalbridge.devices.gateways.base import GatewayKind, Page, PageRequest, ParseResult
 from vitalbridge.devices.readings import DeviceRef, GatewayReading, Loc, MealContext, ReadingType, ReportedValue
 from vitalbridge.errors import FieldError
 
 _CONFIG = ConfigDict(extra="ignore", allow_inf_nan=False, str_strip_whitespace=True)
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$"
+# A JSON number (an integer is a number too); never a string or a boolean coerced into one.
+Number = Annotated[float, Strict()]
 
 
 class _Device(BaseModel):
@@ -53,31 +58,31 @@ class _Envelope(BaseModel):
 class _BloodPressure(BaseModel):
     model_config = _CONFIG
 
-    systolic: float
-    diastolic: float
-    pulse: float | None = None
+    systolic: Number
+    diastolic: Number
+    pulse: Number | None = None
     unit: str = "mmHg"
-    irregular_heartbeat: bool | None = None
+    irregular_heartbeat: StrictBool | None = None
 
 
 class _PulseOximetry(BaseModel):
     model_config = _CONFIG
 
-    spo2: float
-    pulse: float | None = None
+    spo2: Number
+    pulse: Number | None = None
 
 
 class _Weight(BaseModel):
     model_config = _CONFIG
 
-    weight: float
+    weight: Number
     unit: str
 
 
 class _Glucose(BaseModel):
     model_config = _CONFIG
 
-    glucose: float
+    glucose: Number
     unit: str
     meal: MealContext | None = None
 
@@ -103,11 +108,9 @@ class MioConnectAdapter:
 
     def parse_webhook(self, body: bytes) -> ParseResult:
         try:
-            record = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            pos = getattr(exc, "pos", None)
-            where = f" at byte {pos}" if pos is not None else ""
-            return ParseResult(errors=[FieldError(("body",), f"body is not valid JSON{where}", "json_invalid")])
+            record = strict_json.loads(body)
+        except strict_json.PoisonJson as exc:
+            return ParseResult(errors=[FieldError(("body",), str(exc), exc.type)])
         return self.parse_record(record, ("body",))
 
     def parse_record(self, record: Any, loc: Loc) -> ParseResult:
@@ -164,7 +167,7 @@ class MioConnectAdapter:
         return PageRequest("/v1/readings", params)
 
     def parse_page(self, body: bytes) -> Page:
-        doc = json.loads(body)
+        doc = strict_json.loads(body)  # PoisonJson is a ValueError: the page is malformed
         if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
             raise ValueError("page is not an object with a 'data' list")
         cursor = doc.get("next_cursor")
