@@ -124,6 +124,10 @@ STRICT_CASES: list[tuple[str, dict[str, Any], tuple[str, ...], str]] = [
     ("weight as a string", weight("s-7", "81.5"), ("body", "data", "weight"), "float_type"),  # type: ignore[arg-type]
     ("glucose as a string", glucose("s-8", "99"), ("body", "data", "glucose"), "float_type"),  # type: ignore[arg-type]
     ("spo2 as a string", spo2("s-9", "96"), ("body", "data", "spo2"), "float_type"),  # type: ignore[arg-type]
+    ("reading id as a number", {**bp("s-10"), "reading_id": 4417}, ("body", "reading_id"), "string_type"),
+    ("device id as a number", bp("s-11", device=356938035643809), ("body", "device", "id"), "string_type"),  # type: ignore[arg-type]
+    ("unit as a number", weight("s-12", 80, unit=1), ("body", "data", "unit"), "string_type"),  # type: ignore[arg-type]
+    ("meal as a boolean", glucose("s-13", 99, meal=True), ("body", "data", "meal"), "enum"),  # type: ignore[arg-type]
 ]
 
 
