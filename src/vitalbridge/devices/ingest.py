@@ -104,22 +104,25 @@ def store_readings(
     stored_prints = sameness.of_stored(session, list(existing.values()))
     fresh_prints: dict[str, sameness.Fingerprint] = {}
     conflicts: list[FieldError] = []
+    conflicting: list[str] = []
     for r in readings:
         gid = r.source.gateway_reading_id
         mine = sameness.of_incoming(r)
         if gid in existing:
             if stored_prints.get(existing[gid]) != mine:
                 conflicts.append(_conflict_error(r))
+                conflicting.append(gid)
             result.items.append(Stored(gid, existing[gid], duplicate=True))
         elif gid in fresh_prints:
             if fresh_prints[gid] != mine:
                 conflicts.append(_conflict_error(r))
+                conflicting.append(gid)
         else:
             fresh.append(r)
             fresh_prints[gid] = mine
     if conflicts:
         # Nothing of this batch is stored: the caller quarantines it whole with the reason.
-        raise ReadingConflict(conflicts, readings[0].source.gateway_reading_id)
+        raise ReadingConflict(conflicts, conflicting[0])
 
     new_readings: list[Reading] = []
     new_measurements: dict[str, list[Measurement]] = defaultdict(list)

@@ -183,7 +183,7 @@ def receive_webhook(
             )
             READINGS_RECEIVED.labels(kind.value, "webhook", "conflict").inc()
             raise ReadingIdConflict(
-                f"this reading id was already received with different content; the first reading is kept and "
+                "this reading id was already received with different content; the first reading is kept and "
                 f"this payload is in quarantine {item_id} for review; do not retry it",
                 exc.field_errors,
             ) from None
