@@ -33,7 +33,16 @@ from vitalbridge.hl7v2.adt import classify, is_upsert, read_merges, read_patient
 from vitalbridge.hl7v2.codes import AckCode, CharacterSet, ErrorCode
 from vitalbridge.hl7v2.errors import ErrorLocation, Hl7MessageError, reject
 from vitalbridge.hl7v2.models import Direction, Hl7Message, Hl7MessageStatus
-from vitalbridge.hl7v2.parsing import Header, character_set, check_header, first_segment, parse_body, read_header
+from vitalbridge.hl7v2.parsing import (
+    Header,
+    HeaderRejected,
+    character_set,
+    check_header,
+    first_segment,
+    parse_body,
+    read_header,
+    strip_preamble,
+)
 from vitalbridge.hl7v2.patient_feed import apply_merge, upsert_patient
 from vitalbridge.runtime import Hub
 from vitalbridge.settings import Settings
@@ -71,7 +80,7 @@ class InboundConfig:
 
 def body_digest(raw: bytes) -> str:
     """SHA-256 of everything after MSH: a resend may carry a fresh MSH-7 but the same content."""
-    text = raw.lstrip(b" \t\r\n").replace(b"\r\n", b"\r").replace(b"\n", b"\r")
+    text = strip_preamble(raw).replace(b"\r\n", b"\r").replace(b"\n", b"\r")
     _msh, _sep, body = text.partition(b"\r")
     return hashlib.sha256(body.strip(b"\r")).hexdigest()
 
@@ -145,6 +154,8 @@ class InboundProcessor:
             header, charset, message = parsed.header, parsed.charset, parsed.message
         except Hl7MessageError as exc:
             early = AckOutcome.from_error(exc)
+            if header is None and isinstance(exc, HeaderRejected):
+                header = exc.partial
             if header is not None:
                 try:
                     charset = character_set(header, self.config.default_charset)
@@ -289,10 +300,7 @@ class InboundProcessor:
 
     def _store_failure(self, raw: bytes, peer: str, received_at: datetime) -> bytes:
         """The hub failed (not the message): store it as AE 207 so it is visible, then NAK it."""
-        try:
-            header: Header | None = read_header(raw)
-        except Hl7MessageError:
-            header = None
+        header = readable_header(raw)
         decision = _Decision(
             AckOutcome(
                 AckCode.AE, "application internal error; the message was stored for review", ErrorCode.internal_error
@@ -315,10 +323,7 @@ class InboundProcessor:
         Only the MSH segment is kept — enough to see who sent what, with no patient data.
         """
         received_at = utcnow()
-        try:
-            header: Header | None = read_header(head)
-        except Hl7MessageError:
-            header = None
+        header = readable_header(head)
         limit = self.config.max_message_bytes
         outcome = AckOutcome(
             AckCode.AR,
@@ -346,6 +351,16 @@ class InboundProcessor:
             self._audit(session, row, header, decision)
         metrics.count_message("in", header.type_label if header else "", AckCode.AR.value if header else None)
         return ack.payload if header is not None else None
+
+
+def readable_header(raw: bytes) -> Header | None:
+    """MSH as far as it can be read (a partial one when only MSH-2 is wrong), else None."""
+    try:
+        return read_header(raw)
+    except HeaderRejected as exc:
+        return exc.partial
+    except Hl7MessageError:
+        return None
 
 
 def _try_practice(session: Session, header: Header | None) -> Practice | None:
