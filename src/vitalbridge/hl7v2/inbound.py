@@ -30,6 +30,7 @@ from vitalbridge.errors import ConfigurationError, VitalbridgeError
 from vitalbridge.hl7v2 import metrics
 from vitalbridge.hl7v2.ack import AckOutcome, Identity, build_ack
 from vitalbridge.hl7v2.adt import classify, is_upsert, read_merges, read_patient
+from vitalbridge.hl7v2.batch import build_batch_ack, split_frame
 from vitalbridge.hl7v2.codes import AckCode, CharacterSet, ErrorCode
 from vitalbridge.hl7v2.errors import ErrorLocation, Hl7MessageError, reject
 from vitalbridge.hl7v2.models import Direction, Hl7Message, Hl7MessageStatus
@@ -122,19 +123,44 @@ class InboundProcessor:
         self.hub = hub
         self.config = config or InboundConfig.from_settings(hub.settings)
 
-    def handle(self, raw: bytes, peer: str) -> bytes:
+    def handle_frame(self, raw: bytes, peer: str) -> bytes:
+        """One MLLP frame: a message, or a batch (``batch`` module); returns the reply payload.
+
+        Each message of a batch is stored and applied in its own transaction, as if sent alone,
+        and the reply is the response batch. Raises when a message could not be stored: the
+        caller closes without a reply, the sender resends the batch, and the messages already
+        stored are answered as duplicates.
+        """
+        frame = split_frame(raw)
+        if not frame.is_batch and frame.problem is None:
+            return self.handle(raw, peer)
+        if frame.problem is not None:
+            log.warning("hl7.frame_refused", peer=peer, messages=len(frame.messages), batch=frame.is_batch)
+            refusal = AckOutcome(AckCode.AR, frame.problem, ErrorCode.segment_sequence)
+            if not frame.is_batch:
+                # The sender waits for one ACK: the first message's. Every message is kept.
+                acks = [self.handle(m, peer, refuse=refusal) for m in frame.messages]
+                return acks[0]
+            per_group = [[self.handle(m, peer, refuse=refusal) for m in g.messages] for g in frame.groups]
+        else:
+            per_group = [[self.handle(m, peer) for m in g.messages] for g in frame.groups]
+        return build_batch_ack(frame, per_group, identity=self.config.identity)
+
+    def handle(self, raw: bytes, peer: str, *, refuse: AckOutcome | None = None) -> bytes:
         """Store, apply and acknowledge one message; returns the ACK payload to send.
 
-        Raises when the message could not be stored; the caller must then close without an ACK.
+        ``refuse``: store it without applying it and answer with this outcome (the frame it came
+        in was refused whole). Raises when the message could not be stored; the caller must then
+        close without an ACK.
         """
         received_at = utcnow()
         try:
-            return self._process(raw, peer, received_at)
+            return self._process(raw, peer, received_at, refuse)
         except IntegrityError:
             # Most likely the same control id committed by another connection a moment ago:
             # a second pass sees it and answers as for a duplicate.
             try:
-                return self._process(raw, peer, received_at)
+                return self._process(raw, peer, received_at, refuse)
             except Exception as exc:  # noqa: BLE001 - any failure here becomes AE 207, stored
                 log.error("hl7.processing_failed", peer=peer, error=type(exc).__name__)
                 return self._store_failure(raw, peer, received_at)
@@ -142,13 +168,16 @@ class InboundProcessor:
             log.error("hl7.processing_failed", peer=peer, error=type(exc).__name__)
             return self._store_failure(raw, peer, received_at)
 
-    def _process(self, raw: bytes, peer: str, received_at: datetime) -> bytes:
+    def _process(self, raw: bytes, peer: str, received_at: datetime, refuse: AckOutcome | None = None) -> bytes:
         header: Header | None = None
         charset = CharacterSet.ascii
         early: AckOutcome | None = None
         message = None
         try:
             header = read_header(raw)
+            if refuse is not None:
+                code = refuse.error or ErrorCode.segment_sequence
+                raise HeaderRejected(refuse.text, hl7_error=code, partial=header)
             check_header(header)
             parsed = parse_body(raw, header, self.config.default_charset)
             header, charset, message = parsed.header, parsed.charset, parsed.message
