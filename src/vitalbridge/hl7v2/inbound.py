@@ -1,7 +1,8 @@
 """Inbound messages: store, apply, acknowledge (SPEC §4 HL7 v2; DESIGN principles 1 and 5).
 
-For each frame, in ONE transaction: the message is parsed and checked, routed to the practice
-its sending facility (MSH-4) maps to, applied to the patient registry, stored raw in
+A frame holds one message or an HL7 batch (``batch`` module: each message of a batch is handled
+as below, and the reply is a response batch). For each message, in ONE transaction: it is parsed
+and checked, routed to the practice its sending facility (MSH-4) maps to, applied to the patient registry, stored raw in
 ``hl7_messages`` with its ACK code, and written to the audit trail. Only after that transaction
 commits does the caller send the ACK — so an ACK always means "stored", and a message the hub
 could not store gets no ACK at all (the sender keeps it and resends).
