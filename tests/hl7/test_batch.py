@@ -197,3 +197,15 @@ def test_two_messages_in_one_frame_without_envelope_are_refused_with_the_reason(
         ("P-2", Hl7MessageStatus.rejected),
         ("P-3", Hl7MessageStatus.accepted),
     ]
+
+
+def test_file_envelope_without_batch_headers(hub: Hub) -> None:
+    make_site(hub)
+    raw = FHS + adt("FO-1", "791") + adt("FO-2", "792") + b"FTS|1\r"
+    with listener(hub) as srv, Peer(srv.port) as peer:
+        reply = peer.exchange(raw)
+    segs = segments(reply)
+    assert [s[0] for s in segs] == ["FHS", "MSH", "MSA", "MSH", "MSA", "FTS"]
+    assert segs[0][11] == "FILE-77"
+    assert msas(reply) == [["AA", "FO-1"], ["AA", "FO-2"]]
+    assert mrns(hub) == ["791", "792"]
