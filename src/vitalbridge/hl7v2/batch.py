@@ -40,7 +40,7 @@ class Group:
 
 
 @dataclass
-class Frame:
+class FrameContent:
     """What one MLLP frame holds. ``is_batch`` when any envelope segment was present."""
 
     file_header: bytes | None = None
@@ -76,9 +76,9 @@ def field_value(segment: bytes | None, n: int) -> str:
     return parts[n].strip() if n < len(parts) else ""
 
 
-def split_frame(raw: bytes) -> Frame:
+def split_frame(raw: bytes) -> FrameContent:
     """Segments of ``raw`` grouped into batches and messages, with ``problem`` set when not usable."""
-    frame = Frame()
+    frame = FrameContent()
     segments = [s for s in _SEGMENT_END.split(strip_preamble(raw)) if s.strip()]
     group: Group | None = None
     message: list[bytes] | None = None
@@ -125,7 +125,7 @@ def split_frame(raw: bytes) -> Frame:
         elif message is None:
             if index == 0:
                 # Not HL7 at all: the single-message path refuses it with the usual reason.
-                return Frame(groups=[Group(messages=[raw])])
+                return FrameContent(groups=[Group(messages=[raw])])
             frame.problem = f"segment {seg_id.decode('latin-1')!r} is outside any message (no MSH before it)"
             break
         else:
@@ -138,7 +138,7 @@ def split_frame(raw: bytes) -> Frame:
     return frame
 
 
-def _count_problem(frame: Frame) -> str | None:
+def _count_problem(frame: FrameContent) -> str | None:
     for i, group in enumerate(frame.groups, start=1):
         declared = field_value(group.trailer, 1)
         if declared and declared != str(len(group.messages)):
@@ -186,7 +186,7 @@ def _safe(text: str, sep: str, encoding: str) -> str:
 
 
 def build_batch_ack(
-    frame: Frame, acks: list[list[bytes]], *, identity: Identity = Identity(), now: datetime | None = None
+    frame: FrameContent, acks: list[list[bytes]], *, identity: Identity = Identity(), now: datetime | None = None
 ) -> bytes:
     """The response batch: ``acks[i]`` are the ACK payloads for ``frame.groups[i]``'s messages."""
     stamp = format_dtm(now or datetime.now().astimezone())
