@@ -26,6 +26,7 @@ def test_invalid_files_fail_with_element_paths(tmp_path: Path) -> None:
         [
             "fhir",
             "validate",
+            "--hub-rules",
             str(SAMPLES / "bp_valid.json"),
             str(SAMPLES / "bp_pulse_as_component.json"),
             str(SAMPLES / "weight_bad_datatype.ndjson"),

@@ -179,7 +179,8 @@ def test_wrong_version_is_rejected(hub: Hub) -> None:
     assert f["MSA"][1:4] == [
         "AR",
         "M-0002",
-        "unsupported version in MSH-12; accepted versions are 2.3, 2.3.1, 2.4, 2.5 and 2.5.1",
+        "unsupported version in MSH-12; accepted versions are 2.3 to 2.8.2"
+        " (2.3, 2.3.1, 2.4, 2.5, 2.5.1, 2.6, 2.7, 2.7.1, 2.8, 2.8.1, 2.8.2)",
     ]
     assert f["ERR"][2:5] == ["MSH^1^12", "203^Unsupported version id^HL70357", "E"]
     (row,) = rows(hub)

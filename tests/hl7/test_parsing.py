@@ -53,9 +53,9 @@ def test_check_header_requires_control_id_and_supported_version() -> None:
     with pytest.raises(Hl7MessageRejected, match="unsupported version") as info:
         check_header(read_header(one("malformed/unsupported_version.hl7")))
     assert info.value.hl7_error is ErrorCode.unsupported_version
-    for version in ("2.3", "2.3.1", "2.4", "2.5", "2.5.1"):
+    for version in ("2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8", "2.8.1", "2.8.2"):
         check_header(read_header(f"MSH|^~\\&|A|B|C|D|1||ADT^A08|X|P|{version}".encode()))
-    for version in ("2.2", "2.6", "3.0", ""):
+    for version in ("2.1", "2.2", "3.0", "2.10", "V2.5", ""):
         with pytest.raises(Hl7MessageRejected):
             check_header(read_header(f"MSH|^~\\&|A|B|C|D|1||ADT^A08|X|P|{version}".encode()))
 

@@ -237,3 +237,40 @@ def test_concurrent_conditional_creates_store_one_resource(sandbox: Sandbox, tok
         statuses = sorted(pool.map(post, range(16)))
     assert statuses == [200] * 15 + [201]
     assert len(sandbox.stored()) == 1
+
+
+DATA_ABSENT = {
+    "coding": [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+            "code": "not-performed",
+            "display": "Not Performed",
+        }
+    ]
+}
+
+
+@pytest.mark.parametrize("absent", [[1], [0], [0, 1]])
+def test_bp_component_with_data_absent_reason_is_accepted(
+    sandbox: Sandbox, token: str, patient: str, absent: list[int]
+) -> None:
+    # R4 vital-signs vs-3 (and the example observation-example-bloodpressure-dar): a component
+    # without a value carries a dataAbsentReason instead.
+    resource = bp_panel(patient)
+    for i in absent:
+        del resource["component"][i]["valueQuantity"]
+        resource["component"][i]["dataAbsentReason"] = DATA_ABSENT
+    resp = sandbox.post_observation(token, resource)
+    assert resp.status_code == 201, resp.text
+    assert [("valueQuantity" in c, "dataAbsentReason" in c) for c in resp.json()["component"]] == [
+        (i not in absent, i in absent) for i in (0, 1)
+    ]
+
+
+def test_bp_component_with_neither_value_nor_reason_is_refused(sandbox: Sandbox, token: str, patient: str) -> None:
+    resource = bp_panel(patient)
+    del resource["component"][1]["valueQuantity"]
+    resp = sandbox.post_observation(token, resource)
+    assert resp.status_code == 422
+    expressions = [e for issue in resp.json()["issue"] for e in issue.get("expression", [])]
+    assert "Observation.component[1].valueQuantity" in expressions

@@ -18,8 +18,22 @@ def validate(
     files: Annotated[
         list[Path], typer.Argument(help="JSON files (a resource or a Bundle); NDJSON is read line by line.")
     ],
+    hub_rules: Annotated[
+        bool,
+        typer.Option(
+            "--hub-rules",
+            help="Also apply the hub's own delivery rules to Observations (measurement identifier, "
+            "Patient/{id} subject, a measured valueQuantity, only systolic/diastolic BP components).",
+        ),
+    ] = False,
 ) -> None:
-    """Validate resources as the hub does before queueing them. Exit 1 if any fails."""
+    """Validate FHIR R4 resources offline. Exit 1 if any fails.
+
+    Any resource type: structure and datatypes (fhir.resources R4B models, which match R4 4.0.1),
+    JSON types of primitives ("95" is not a decimal) and required-binding codes such as status.
+    Observations in the vital-signs category or claiming the vital-signs profile are also checked
+    against the R4 vital-signs profile (dataAbsentReason and hasMember are allowed there).
+    """
     failed = 0
     for path in files:
         try:
@@ -44,7 +58,7 @@ def validate(
                 typer.echo(f"{where}: not a FHIR resource (expected a JSON object)")
                 failed += 1
                 continue
-            errors = validate_any(resource)
+            errors = validate_any(resource, hub_rules=hub_rules)
             if errors:
                 failed += 1
                 for e in errors:

@@ -4,7 +4,8 @@
 An ACK mirrors the received message: MSA-2 = its MSH-10, sender and receiver swapped, the same
 delimiters, version and character set, ``ACK^<event>^ACK`` in MSH-9 and a control id of its own.
 A NAK adds MSA-3 (the reason) and an ERR segment: ERR-2 location, ERR-3 table 0357 code, ERR-4
-severity; for v2.3/2.4 receivers, whose ERR has only ERR-1, the same facts go in ERR-1 as well.
+severity; for v2.3/2.4 receivers, whose ERR has only ERR-1, the same facts go in ERR-1 as well;
+for v2.7 and later, where MSA-3 is withdrawn, the reason goes in ERR-8 instead.
 This module is the one converter from the error tree to the HL7 wire.
 """
 
@@ -19,7 +20,7 @@ from vitalbridge.hl7v2.access import FieldReader, delimiters_of, segments
 from vitalbridge.hl7v2.codes import AckCode, CharacterSet, ErrorCode, MessageType, Severity, Version
 from vitalbridge.hl7v2.datatypes import format_dtm
 from vitalbridge.hl7v2.errors import ErrorLocation, Hl7MessageError
-from vitalbridge.hl7v2.escaping import DEFAULT_DELIMITERS, escape
+from vitalbridge.hl7v2.escaping import DEFAULT_DELIMITERS, Delimiters, escape
 from vitalbridge.hl7v2.parsing import Header, ParsedMessage
 
 TABLE_0357 = "HL70357"
@@ -107,16 +108,17 @@ def build_ack(
         # Same character set as the message; a sender that named none gets none named back.
         msh += ["", "", "", "", "", charset.value]
     msa = ["MSA", outcome.code.value, escape(header.control_id, d) if header else ""]
-    if outcome.text:
+    if outcome.text and (version is None or version.has_msa_text):
         msa.append(escape(outcome.text, d))
     segs = [d.field.join(msh), d.field.join(msa)]
     if outcome.error is not None:
-        segs.append(_err_segment(outcome, d.field, d.component, d.subcomponent, version))
+        segs.append(_err_segment(outcome, d, version))
     return BuiltAck(control_id=ctrl, text="\r".join(segs) + "\r", charset=charset)
 
 
-def _err_segment(outcome: AckOutcome, fs: str, cs: str, ss: str, version: Version | None) -> str:
+def _err_segment(outcome: AckOutcome, d: Delimiters, version: Version | None) -> str:
     assert outcome.error is not None
+    fs, cs, ss = d.field, d.component, d.subcomponent
     loc = outcome.location
     code_text = outcome.error.text
     fields = ["ERR"]
@@ -129,6 +131,9 @@ def _err_segment(outcome: AckOutcome, fs: str, cs: str, ss: str, version: Versio
     fields.append(str(loc).replace("^", cs) if loc else "")
     fields.append(cs.join([outcome.error.value, code_text, TABLE_0357]))
     fields.append(Severity.error.value)
+    if version is not None and not version.has_msa_text and outcome.text:
+        # From v2.7 MSA-3 is withdrawn; ERR-8 (user message) is where the reason goes.
+        fields += ["", "", "", escape(outcome.text, d)]
     return fs.join(fields)
 
 

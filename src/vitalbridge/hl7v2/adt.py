@@ -1,6 +1,13 @@
 """Domain mapping, read side: ADT message → patient demographics and merges (HL7 v2.5.1 chapter 3:
 PID §3.4.2, MRG §3.4.3; SPEC §4 HL7 v2). Pure: no database, testable with a parsed message alone.
 
+Control characters: HL7 text types (ST, and the XPN/XAD/XTN/CX components built from it) hold
+printable characters only (v2.5.1 §2.A.74 ST). A line break written as a formatting escape
+(``\\.br\\``) or a tab in a name, address or phone number becomes a space. Any other control
+character — NUL, ESC, DEL, C1 controls, a CR/LF/tab inside an identifier — refuses the message
+(AE 102 at the field): it is corruption on the sender's side, and silently deleting it could make
+two different identifiers equal. The raw message is kept in the message log.
+
 HL7 distinguishes an empty field ("nothing sent: keep what you have") from ``""`` ("present and
 null: remove it"). ``KEEP`` carries the first meaning through to the registry; ``None`` the second.
 """
@@ -8,14 +15,23 @@ null: remove it"). ``KEEP`` carries the first meaning through to the registry; `
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from vitalbridge.hl7v2.access import FieldReader, delimiters_of, segments
+from vitalbridge.hl7v2.access import FieldReader, delimiters_of, field_text, segments
 from vitalbridge.hl7v2.codes import UPSERT_EVENTS, AdtEvent, ErrorCode, IdentifierType, MessageType, Sex
 from vitalbridge.hl7v2.errors import ErrorLocation, invalid, reject
+from vitalbridge.hl7v2.escaping import unescape
 from vitalbridge.hl7v2.parsing import Header
+
+# C0 controls, DEL and C1 controls; in text fields tab and line feed are allowed (they become spaces).
+_CONTROL_ANY = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# PID fields the hub reads: identifiers (exact values) and the text fields.
+_PID_IDENTIFIER_FIELDS = (3,)
+_PID_TEXT_FIELDS = (5, 7, 8, 11, 13, 40)
 
 
 class Keep(enum.Enum):
@@ -64,6 +80,27 @@ class Merge:
 
 def _loc(segment: str, position: int, sequence: int = 1) -> ErrorLocation:
     return ErrorLocation(segment, sequence, position)
+
+
+def _refuse_controls(
+    reader: FieldReader, segment_id: str, positions: tuple[int, ...], sequence: int, *, text: bool
+) -> None:
+    pattern = _CONTROL_IN_TEXT if text else _CONTROL_ANY
+    for position in positions:
+        found = pattern.search(unescape(field_text(reader.segment, position), reader.d))
+        if found is not None:
+            # The code point names the problem without echoing the value.
+            raise invalid(
+                f"{segment_id}-{position} contains the control character U+{ord(found.group()):04X}; "
+                "HL7 text values hold printable characters only",
+                ErrorCode.data_type,
+                _loc(segment_id, position, sequence),
+            )
+
+
+def _one_line(text: str) -> str:
+    """A ``\\.br\\`` line break or a tab inside a name, address or phone number reads as a space."""
+    return text.replace("\n", " ").replace("\t", " ")
 
 
 def classify(header: Header) -> AdtEvent:
@@ -163,7 +200,7 @@ def _address(reader: FieldReader) -> dict[str, Any] | Keep | None:
         reps = reader.repetitions(11)
         # Prefer the home address (XAD-7 "H"), else the first one sent.
         chosen = next((r for r in reps if len(r) > 6 and r[6].upper() == "H"), reps[0] if reps else [])
-        c = [*chosen, "", "", "", "", "", "", ""]
+        c = [*map(_one_line, chosen), "", "", "", "", "", "", ""]
         address: dict[str, Any] = {
             "line": [part for part in (c[0].strip(), c[1].strip()) if part],
             "city": c[2].strip(),
@@ -178,11 +215,15 @@ def _address(reader: FieldReader) -> dict[str, Any] | Keep | None:
 
 
 def _phone(reader: FieldReader) -> str | Keep | None:
+    # v2.7 added PID-40 (patient telecommunication information) and kept PID-13 for backward
+    # compatibility; a sender that fills only PID-40 is read from there.
+    position = 40 if not reader.present(13) and reader.present(40) else 13
+
     def get() -> str | None:
-        reps = reader.repetitions(13)
+        reps = reader.repetitions(position)
         # Prefer the primary residence number (XTN-2 "PRN"), else the first one sent.
         chosen = next((r for r in reps if len(r) > 1 and r[1].upper() == "PRN"), reps[0] if reps else [])
-        c = [*chosen, "", "", "", "", "", "", "", ""]
+        c = [*map(_one_line, chosen), "", "", "", "", "", "", "", ""]
         number = c[0].strip()
         if not number:
             # v2.5 structured form: country code (5), area/city (6), local number (7), extension (8).
@@ -191,7 +232,7 @@ def _phone(reader: FieldReader) -> str | Keep | None:
                 number += f" x{c[7].strip()}"
         return number[:64] or None
 
-    result: str | Keep | None = _text(reader, 13, get)
+    result: str | Keep | None = _text(reader, position, get)
     return result
 
 
@@ -199,7 +240,7 @@ def _name(reader: FieldReader, sequence: int) -> tuple[str, str]:
     reps = reader.repetitions(5)
     # Prefer the legal name (XPN-7 "L"), else the first one sent.
     chosen = next((r for r in reps if len(r) > 6 and r[6].upper() == "L"), reps[0] if reps else [])
-    c = [*chosen, "", "", ""]
+    c = [*map(_one_line, chosen), "", "", ""]
     family = c[0].strip()
     given = " ".join(p for p in (c[1].strip(), c[2].strip()) if p)
     if not family and not given:
@@ -209,6 +250,8 @@ def _name(reader: FieldReader, sequence: int) -> tuple[str, str]:
 
 def read_pid(segment: Any, message: Any, sequence: int = 1) -> Demographics:
     reader = FieldReader(segment, delimiters_of(message))
+    _refuse_controls(reader, "PID", _PID_IDENTIFIER_FIELDS, sequence, text=False)
+    _refuse_controls(reader, "PID", _PID_TEXT_FIELDS, sequence, text=True)
     identifiers = read_identifiers(reader, 3)
     if not identifiers:
         raise invalid(
@@ -261,6 +304,7 @@ def read_merges(message: Any) -> list[Merge]:
             if current is None:
                 raise invalid("MRG must follow its PID segment", ErrorCode.segment_sequence, ErrorLocation("MRG", 1))
             reader = FieldReader(seg, d)
+            _refuse_controls(reader, "MRG", (1,), pid_seq, text=False)
             prior = read_identifiers(reader, 1)
             prior_mrn = pick_mrn(prior)
             if prior_mrn is None:

@@ -108,18 +108,38 @@ _CODECS = {
 
 
 class Version(enum.StrEnum):
-    """HL7 table 0104, version id (MSH-12.1): the versions the hub accepts."""
+    """HL7 table 0104, version id (MSH-12.1): the versions the hub accepts.
+
+    HL7 v2 is backward compatible (v2.8.2 §2.8.1 "rules for building messages"): later versions
+    only add fields and segments at the end and never change the meaning of PID-3/5/7/8/11/13,
+    MRG-1 or MSH, so a 2.6 to 2.8.2 ADT message reads exactly like a 2.5.1 one. 2.1 and 2.2 are
+    refused: their PID-3 is a single internal id and PID-2 carries the external one.
+    """
 
     v2_3 = "2.3"
     v2_3_1 = "2.3.1"
     v2_4 = "2.4"
     v2_5 = "2.5"
     v2_5_1 = "2.5.1"  # the reference version; what the hub sends
+    v2_6 = "2.6"
+    v2_7 = "2.7"  # MSA-3 withdrawn: the reason travels in ERR-8
+    v2_7_1 = "2.7.1"
+    v2_8 = "2.8"
+    v2_8_1 = "2.8.1"
+    v2_8_2 = "2.8.2"
 
     @property
     def has_err_location_fields(self) -> bool:
         """v2.5 split ERR into ERR-2 location / ERR-3 code / ERR-4 severity; earlier versions use ERR-1 (ELD)."""
-        return self in (Version.v2_5, Version.v2_5_1)
+        return self not in (Version.v2_3, Version.v2_3_1, Version.v2_4)
+
+    @property
+    def has_msa_text(self) -> bool:
+        """MSA-3 (text message) exists up to 2.6; from 2.7 it is withdrawn and ERR-8 carries the text."""
+        return self not in _MSA3_WITHDRAWN
+
+
+_MSA3_WITHDRAWN = frozenset({Version.v2_7, Version.v2_7_1, Version.v2_8, Version.v2_8_1, Version.v2_8_2})
 
 
 class MessageType(enum.StrEnum):

@@ -16,7 +16,8 @@ _ENVELOPE = (b"FHS", b"BHS", b"BTS", b"FTS")
 
 def split_messages(data: bytes) -> list[bytes]:
     """Each message in ``data`` as bytes with CR-terminated segments."""
-    data = data.replace(b"\x0b", b"\n").replace(b"\x1c", b"\n")
+    # A UTF-8 byte-order mark (Windows editors) is no content; each concatenated file may carry one.
+    data = data.replace(b"\x0b", b"\n").replace(b"\x1c", b"\n").replace(b"\xef\xbb\xbf", b"")
     messages: list[list[bytes]] = []
     current: list[bytes] = []
     for line in _LINE_BREAK.split(data):

@@ -1,7 +1,8 @@
 """Inbound messages: store, apply, acknowledge (SPEC §4 HL7 v2; DESIGN principles 1 and 5).
 
-For each frame, in ONE transaction: the message is parsed and checked, routed to the practice
-its sending facility (MSH-4) maps to, applied to the patient registry, stored raw in
+A frame holds one message or an HL7 batch (``batch`` module: each message of a batch is handled
+as below, and the reply is a response batch). For each message, in ONE transaction: it is parsed
+and checked, routed to the practice its sending facility (MSH-4) maps to, applied to the patient registry, stored raw in
 ``hl7_messages`` with its ACK code, and written to the audit trail. Only after that transaction
 commits does the caller send the ACK — so an ACK always means "stored", and a message the hub
 could not store gets no ACK at all (the sender keeps it and resends).
@@ -30,10 +31,20 @@ from vitalbridge.errors import ConfigurationError, VitalbridgeError
 from vitalbridge.hl7v2 import metrics
 from vitalbridge.hl7v2.ack import AckOutcome, Identity, build_ack
 from vitalbridge.hl7v2.adt import classify, is_upsert, read_merges, read_patient
+from vitalbridge.hl7v2.batch import build_batch_ack, split_frame
 from vitalbridge.hl7v2.codes import AckCode, CharacterSet, ErrorCode
 from vitalbridge.hl7v2.errors import ErrorLocation, Hl7MessageError, reject
 from vitalbridge.hl7v2.models import Direction, Hl7Message, Hl7MessageStatus
-from vitalbridge.hl7v2.parsing import Header, character_set, check_header, first_segment, parse_body, read_header
+from vitalbridge.hl7v2.parsing import (
+    Header,
+    HeaderRejected,
+    character_set,
+    check_header,
+    first_segment,
+    parse_body,
+    read_header,
+    strip_preamble,
+)
 from vitalbridge.hl7v2.patient_feed import apply_merge, upsert_patient
 from vitalbridge.runtime import Hub
 from vitalbridge.settings import Settings
@@ -71,7 +82,7 @@ class InboundConfig:
 
 def body_digest(raw: bytes) -> str:
     """SHA-256 of everything after MSH: a resend may carry a fresh MSH-7 but the same content."""
-    text = raw.lstrip(b" \t\r\n").replace(b"\r\n", b"\r").replace(b"\n", b"\r")
+    text = strip_preamble(raw).replace(b"\r\n", b"\r").replace(b"\n", b"\r")
     _msh, _sep, body = text.partition(b"\r")
     return hashlib.sha256(body.strip(b"\r")).hexdigest()
 
@@ -113,19 +124,44 @@ class InboundProcessor:
         self.hub = hub
         self.config = config or InboundConfig.from_settings(hub.settings)
 
-    def handle(self, raw: bytes, peer: str) -> bytes:
+    def handle_frame(self, raw: bytes, peer: str) -> bytes:
+        """One MLLP frame: a message, or a batch (``batch`` module); returns the reply payload.
+
+        Each message of a batch is stored and applied in its own transaction, as if sent alone,
+        and the reply is the response batch. Raises when a message could not be stored: the
+        caller closes without a reply, the sender resends the batch, and the messages already
+        stored are answered as duplicates.
+        """
+        frame = split_frame(raw)
+        if not frame.is_batch and frame.problem is None:
+            return self.handle(raw, peer)
+        if frame.problem is not None:
+            log.warning("hl7.frame_refused", peer=peer, messages=len(frame.messages), batch=frame.is_batch)
+            refusal = AckOutcome(AckCode.AR, frame.problem, ErrorCode.segment_sequence)
+            if not frame.is_batch:
+                # The sender waits for one ACK: the first message's. Every message is kept.
+                acks = [self.handle(m, peer, refuse=refusal) for m in frame.messages]
+                return acks[0]
+            per_group = [[self.handle(m, peer, refuse=refusal) for m in g.messages] for g in frame.groups]
+        else:
+            per_group = [[self.handle(m, peer) for m in g.messages] for g in frame.groups]
+        return build_batch_ack(frame, per_group, identity=self.config.identity)
+
+    def handle(self, raw: bytes, peer: str, *, refuse: AckOutcome | None = None) -> bytes:
         """Store, apply and acknowledge one message; returns the ACK payload to send.
 
-        Raises when the message could not be stored; the caller must then close without an ACK.
+        ``refuse``: store it without applying it and answer with this outcome (the frame it came
+        in was refused whole). Raises when the message could not be stored; the caller must then
+        close without an ACK.
         """
         received_at = utcnow()
         try:
-            return self._process(raw, peer, received_at)
+            return self._process(raw, peer, received_at, refuse)
         except IntegrityError:
             # Most likely the same control id committed by another connection a moment ago:
             # a second pass sees it and answers as for a duplicate.
             try:
-                return self._process(raw, peer, received_at)
+                return self._process(raw, peer, received_at, refuse)
             except Exception as exc:  # noqa: BLE001 - any failure here becomes AE 207, stored
                 log.error("hl7.processing_failed", peer=peer, error=type(exc).__name__)
                 return self._store_failure(raw, peer, received_at)
@@ -133,18 +169,23 @@ class InboundProcessor:
             log.error("hl7.processing_failed", peer=peer, error=type(exc).__name__)
             return self._store_failure(raw, peer, received_at)
 
-    def _process(self, raw: bytes, peer: str, received_at: datetime) -> bytes:
+    def _process(self, raw: bytes, peer: str, received_at: datetime, refuse: AckOutcome | None = None) -> bytes:
         header: Header | None = None
         charset = CharacterSet.ascii
         early: AckOutcome | None = None
         message = None
         try:
             header = read_header(raw)
+            if refuse is not None:
+                code = refuse.error or ErrorCode.segment_sequence
+                raise HeaderRejected(refuse.text, hl7_error=code, partial=header)
             check_header(header)
             parsed = parse_body(raw, header, self.config.default_charset)
             header, charset, message = parsed.header, parsed.charset, parsed.message
         except Hl7MessageError as exc:
             early = AckOutcome.from_error(exc)
+            if header is None and isinstance(exc, HeaderRejected):
+                header = exc.partial
             if header is not None:
                 try:
                     charset = character_set(header, self.config.default_charset)
@@ -289,10 +330,7 @@ class InboundProcessor:
 
     def _store_failure(self, raw: bytes, peer: str, received_at: datetime) -> bytes:
         """The hub failed (not the message): store it as AE 207 so it is visible, then NAK it."""
-        try:
-            header: Header | None = read_header(raw)
-        except Hl7MessageError:
-            header = None
+        header = readable_header(raw)
         decision = _Decision(
             AckOutcome(
                 AckCode.AE, "application internal error; the message was stored for review", ErrorCode.internal_error
@@ -315,10 +353,7 @@ class InboundProcessor:
         Only the MSH segment is kept — enough to see who sent what, with no patient data.
         """
         received_at = utcnow()
-        try:
-            header: Header | None = read_header(head)
-        except Hl7MessageError:
-            header = None
+        header = readable_header(head)
         limit = self.config.max_message_bytes
         outcome = AckOutcome(
             AckCode.AR,
@@ -346,6 +381,16 @@ class InboundProcessor:
             self._audit(session, row, header, decision)
         metrics.count_message("in", header.type_label if header else "", AckCode.AR.value if header else None)
         return ack.payload if header is not None else None
+
+
+def readable_header(raw: bytes) -> Header | None:
+    """MSH as far as it can be read (a partial one when only MSH-2 is wrong), else None."""
+    try:
+        return read_header(raw)
+    except HeaderRejected as exc:
+        return exc.partial
+    except Hl7MessageError:
+        return None
 
 
 def _try_practice(session: Session, header: Header | None) -> Practice | None:

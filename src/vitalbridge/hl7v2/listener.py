@@ -26,7 +26,7 @@ class InboundFrameHandler:
         self.processor = processor
 
     async def on_frame(self, payload: bytes, peer: str) -> bytes | None:
-        return await asyncio.to_thread(self.processor.handle, payload, peer)
+        return await asyncio.to_thread(self.processor.handle_frame, payload, peer)
 
     async def on_oversize(self, head: bytes, size: int, peer: str) -> bytes | None:
         return await asyncio.to_thread(self.processor.handle_oversize, head, size, peer)

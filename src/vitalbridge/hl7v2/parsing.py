@@ -7,6 +7,12 @@ Two steps, so that a NAK can be built even for a message that cannot be decoded:
 2. ``parse_body(raw, header, …)`` decodes the bytes by MSH-18 and parses them with python-hl7.
 
 Errors are ``Hl7MessageRejected`` (AR) carrying the HL7 error code and location for the ERR segment.
+When MSH is readable enough to find MSH-10 but not valid, ``HeaderRejected.partial`` carries what
+was read, so the NAK's MSA-2 still names the message (v2.5.1 §2.9.2: the sender matches ACKs by it).
+
+Before MSH, a receiver tolerates what files and editors put there (v2.5.1 §2.5: a message *begins*
+with MSH; nothing before it is content): leading whitespace and blank lines in any of CR, LF, CRLF,
+and a UTF-8 byte-order mark, which Windows tools write at the start of a UTF-8 file.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ from typing import Any
 import hl7
 
 from vitalbridge.hl7v2.codes import CharacterSet, ErrorCode, Version
-from vitalbridge.hl7v2.errors import ErrorLocation, reject
+from vitalbridge.hl7v2.errors import ErrorLocation, Hl7MessageRejected, reject
 from vitalbridge.hl7v2.escaping import Delimiters, unescape
 
 _LEADING_WS = b" \t\r\n"
+UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 MAX_CONTROL_ID = 199  # MSH-10 is ST(199) from v2.7; earlier versions allow 20
 
 
@@ -34,6 +42,17 @@ def clean(text: str) -> str:
 
 def _msh(position: int, component: int | None = None) -> ErrorLocation:
     return ErrorLocation("MSH", 1, position, component)
+
+
+def strip_preamble(raw: bytes) -> bytes:
+    """``raw`` without leading whitespace/blank lines and UTF-8 byte-order marks, in any order."""
+    while True:
+        body = raw.lstrip(_LEADING_WS)
+        if body.startswith(UTF8_BOM):
+            body = body[len(UTF8_BOM) :]
+        if body == raw:
+            return body
+        raw = body
 
 
 @dataclass(frozen=True)
@@ -81,6 +100,13 @@ class Header:
         return clean(unescape(raw.split(self.delimiters.component)[0], self.delimiters))
 
 
+@dataclass
+class HeaderRejected(Hl7MessageRejected):
+    """MSH is not valid, but ``partial`` (when not None) is what could be read of it, MSH-10 included."""
+
+    partial: Header | None = None
+
+
 def header_from_segment(segment: str) -> Header:
     """Read MSH from its text. ``segment`` starts with ``MSH`` and holds no segment terminator."""
     if len(segment) < 8 or not segment.startswith("MSH"):
@@ -91,7 +117,17 @@ def header_from_segment(segment: str) -> Header:
     fields = segment.split(sep)
     d = Delimiters.from_header(sep, fields[1])
     if len(fields[1]) < 2 or len(set(fields[1][:4] + sep)) != len(fields[1][:4]) + 1:
-        raise reject("MSH-2 encoding characters are not valid", ErrorCode.data_type, _msh(2))
+        # The field separator still splits MSH, so MSH-10 can be read for the NAK's MSA-2.
+        raise HeaderRejected(
+            "MSH-2 encoding characters are not valid",
+            hl7_error=ErrorCode.data_type,
+            location=_msh(2),
+            partial=_header(fields, Delimiters(field=sep)),
+        )
+    return _header(fields, d)
+
+
+def _header(fields: list[str], d: Delimiters) -> Header:
 
     def msh(n: int) -> str:
         # MSH-1 is the separator itself, so MSH-n is fields[n - 1].
@@ -121,14 +157,33 @@ def header_from_segment(segment: str) -> Header:
 
 
 def _first_segment(raw: bytes) -> bytes:
-    body = raw.lstrip(_LEADING_WS)
+    body = strip_preamble(raw)
     ends = [i for i in (body.find(b"\r"), body.find(b"\n")) if i >= 0]
     return body[: min(ends)] if ends else body
 
 
 def read_header(raw: bytes) -> Header:
     """MSH from undecoded bytes (Latin-1 maps each byte to one character, so nothing can fail)."""
+    body = raw.lstrip(_LEADING_WS)
+    if body.startswith(_UTF16_BOMS):
+        _refuse_utf16(body)
     return header_from_segment(_first_segment(raw).decode("latin-1"))
+
+
+def _refuse_utf16(body: bytes) -> None:
+    """UTF-16 is no MSH-18 character set (delimiters must be single bytes); name the message anyway."""
+    text = body.decode("utf-16", errors="replace")
+    partial: Header | None
+    try:
+        partial = header_from_segment(normalise_segments(text.lstrip("\ufeff")).split("\r", 1)[0])
+    except Hl7MessageRejected:
+        partial = None
+    raise HeaderRejected(
+        "the message is UTF-16 encoded; send it as UTF-8 (MSH-18 UNICODE UTF-8) or another MSH-18 character set",
+        hl7_error=ErrorCode.data_type,
+        location=_msh(18),
+        partial=partial,
+    )
 
 
 def check_header(header: Header) -> None:
@@ -139,7 +194,9 @@ def check_header(header: Header) -> None:
         raise reject(f"MSH-10 is longer than {MAX_CONTROL_ID} characters", ErrorCode.data_type, _msh(10))
     if header.version is None:
         raise reject(
-            "unsupported version in MSH-12; accepted versions are 2.3, 2.3.1, 2.4, 2.5 and 2.5.1",
+            "unsupported version in MSH-12; accepted versions are 2.3 to 2.8.2 ("
+            + ", ".join(v.value for v in Version)
+            + ")",
             ErrorCode.unsupported_version,
             _msh(12),
         )
@@ -179,6 +236,7 @@ def normalise_segments(text: str) -> str:
 
 def parse_body(raw: bytes, header: Header, default_charset: CharacterSet) -> ParsedMessage:
     charset = character_set(header, default_charset)
+    raw = strip_preamble(raw)
     try:
         text = raw.decode(charset.codec)
     except UnicodeDecodeError as exc:

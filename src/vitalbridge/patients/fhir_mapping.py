@@ -4,9 +4,16 @@ Parsing and validation are fhir.resources' (its R4B models, whose Patient matche
 this module only decides which of a Patient's many names, identifiers and phones the registry
 keeps:
 
-- **MRN**: the identifier typed ``MR`` (HL7 v2-0203) or, when the practice configures one, the
-  identifier in the practice's MRN system; ``use: old`` identifiers are never the current MRN.
-- **name**: the ``official`` name, else ``usual``, else the first one without an ended period.
+- **MRN**: the identifier typed ``MR`` (HL7 v2-0203, under its R4 system
+  ``http://terminology.hl7.org/CodeSystem/v2-0203`` or the pre-R4 ``http://hl7.org/fhir/v2/0203``
+  that many servers still send) or, when the practice configures one, the identifier in the
+  practice's MRN system; ``use: old`` identifiers are never the current MRN.
+- **SSN**: never kept, whether typed ``SS`` or only identified by its system
+  ``http://hl7.org/fhir/sid/us-ssn`` (FHIR R4 §identifier-registry).
+- **name**: the ``official`` name, else ``usual``, else the first one without an ended period;
+  names with nothing in them are skipped. A name given only as ``HumanName.text`` (R4 allows a
+  name to be text alone) is kept whole in ``family_name`` — splitting free text into given and
+  family names would guess wrong for many names; the display name shows it unchanged.
 - **phone**: the first ``telecom`` with system ``phone`` (home, then mobile, then any).
 - **replaced-by**: ``link[type=replaced-by]`` names the record that now stands for this one (the
   EHR merged it away), usually together with ``active: false``.
@@ -28,6 +35,12 @@ from vitalbridge.errors import FieldError, ValidationFailed
 
 # HL7 v2 table 0203 (identifier type), the code system FHIR uses for Identifier.type.
 IDENTIFIER_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0203"
+# The same code system's URI before R4 moved it to terminology.hl7.org (DSTU2/STU3 servers, and
+# R4 servers that never updated their data).
+LEGACY_IDENTIFIER_TYPE_SYSTEM = "http://hl7.org/fhir/v2/0203"
+_IDENTIFIER_TYPE_SYSTEMS = (None, IDENTIFIER_TYPE_SYSTEM, LEGACY_IDENTIFIER_TYPE_SYSTEM)
+# US Social Security numbers (FHIR identifier registry).
+US_SSN_SYSTEM = "http://hl7.org/fhir/sid/us-ssn"
 
 
 class IdentifierType(enum.StrEnum):
@@ -112,7 +125,11 @@ def _reference_id(reference: str | None) -> str | None:
 
 def _coding_codes(concept: Any) -> set[str]:
     codings = getattr(concept, "coding", None) or []
-    return {c.code for c in codings if c.code and (c.system in (None, IDENTIFIER_TYPE_SYSTEM))}
+    return {c.code for c in codings if c.code and c.system in _IDENTIFIER_TYPE_SYSTEMS}
+
+
+def _is_ssn(ident: Any) -> bool:
+    return ident.system == US_SSN_SYSTEM or IdentifierType.ssn in _coding_codes(ident.type)
 
 
 def _identifier_json(ident: Any) -> dict[str, Any]:
@@ -126,7 +143,7 @@ def _identifier_json(ident: Any) -> dict[str, Any]:
 
 
 def _pick_mrn(identifiers: list[Any], mrn_system: str | None) -> tuple[str | None, str | None]:
-    current = [i for i in identifiers if i.value and i.use != "old"]
+    current = [i for i in identifiers if i.value and i.use != "old" and not _is_ssn(i)]
     if mrn_system:
         for ident in current:
             if ident.system == mrn_system:
@@ -137,16 +154,25 @@ def _pick_mrn(identifiers: list[Any], mrn_system: str | None) -> tuple[str | Non
     return None, None
 
 
+def _name_parts(name: Any) -> tuple[str, str]:
+    given = " ".join(g.strip() for g in name.given or [] if g and g.strip())
+    family = (name.family or "").strip()
+    if not given and not family and name.text:
+        return "", " ".join(name.text.split())
+    return given, family
+
+
 def _pick_name(names: list[Any]) -> tuple[str, str]:
-    live = [n for n in names if not (n.period and n.period.end)]
+    usable = [n for n in names if any(_name_parts(n))]
+    live = [n for n in usable if not (n.period and n.period.end)]
     for use in ("official", "usual"):
         for n in live:
             if n.use == use:
-                return " ".join(n.given or []), n.family or ""
-    pick = live[0] if live else (names[0] if names else None)
+                return _name_parts(n)
+    pick = live[0] if live else (usable[0] if usable else None)
     if pick is None:
         return "", ""
-    return " ".join(pick.given or []), pick.family or ""
+    return _name_parts(pick)
 
 
 def _pick_phone(telecom: list[Any]) -> str | None:
@@ -199,7 +225,7 @@ def to_registry(patient: FhirPatient, *, mrn_system: str | None = None) -> EhrPa
         identifiers=[
             _identifier_json(i)
             for i in identifiers
-            if i.value and IdentifierType.ssn not in _coding_codes(i.type)  # an SSN has no place in RPM
+            if i.value and not _is_ssn(i)  # an SSN has no place in RPM
         ],
         active=patient.active is not False,
         replaced_by=replaced_by,

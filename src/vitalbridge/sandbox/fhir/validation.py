@@ -167,7 +167,9 @@ def _bp_components(components: Any) -> list[Issue]:
             continue
         assert code is not None
         found.add(code)
-        issues.extend(_quantity_issues(component.get("valueQuantity"), code, f"{where}.valueQuantity"))
+        if "valueQuantity" in component or "dataAbsentReason" not in component:
+            # R4 vital-signs vs-3: a component without a value carries a dataAbsentReason instead.
+            issues.extend(_quantity_issues(component.get("valueQuantity"), code, f"{where}.valueQuantity"))
     for needed in BP_COMPONENTS:
         if needed not in found:
             issues.append(
