@@ -113,9 +113,17 @@ class Settings(BaseSettings):
     hl7_tls_key: Path | None = None
     hl7_tls_client_ca: Path | None = None  # set to require client certificates signed by this CA
     hl7_max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
-    hl7_frame_timeout_s: float = Field(default=30.0, gt=0)  # a started message must be complete within this
-    hl7_idle_timeout_s: float = Field(default=600.0, ge=0)  # close a silent connection after this; 0 = never
+    # A message must be complete within this many seconds of its first start byte; starting the
+    # frame again does not reset it.
+    hl7_frame_timeout_s: float = Field(default=30.0, gt=0)
+    # Close a connection that completes no message for this long (bytes between frames do not
+    # count as traffic); 0 = never.
+    hl7_idle_timeout_s: float = Field(default=300.0, ge=0)
+    # MLLP connections open at once, from all peers together.
     hl7_max_connections: int = Field(default=64, ge=1)
+    # MLLP connections open at once from one client address, so one host holding connections open
+    # cannot take the slots the EHR's interface engine needs.
+    hl7_max_connections_per_peer: int = Field(default=8, ge=1)
     # MSH-18 empty means ASCII in the standard; UTF-8 reads ASCII identically and also takes the
     # many senders that send UTF-8 without saying so. A Latin-1 sender that names no charset needs 8859/1.
     hl7_default_charset: str = "UNICODE UTF-8"
