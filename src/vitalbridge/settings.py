@@ -8,6 +8,7 @@ A ``.env`` file in the working directory is read too.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -76,6 +77,9 @@ class Settings(BaseSettings):
     )
     # Refused API tokens per minute per client IP before that address is throttled (token guessing).
     auth_failures_per_minute: int = Field(default=30, ge=1)
+    # Reverse proxies (IP addresses or CIDR networks, comma-separated) whose X-Forwarded-For and
+    # X-Forwarded-Proto the hub believes. Empty: no peer is a proxy, the client address is the TCP peer's.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # eCW names kept as users know them (SPEC §2): they seed a first practice.
     ecw_client_id: str = Field(default="", validation_alias=AliasChoices("ECW_CLIENT_ID", "VB_ECW_CLIENT_ID"))
@@ -149,6 +153,24 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        # A wildcard or a name would let any caller pick its own address; only addresses count.
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError("each trusted proxy is an IP address or a CIDR network (no names, no '*')") from None
         return value
 
     @field_validator("inbound_rate_limits")

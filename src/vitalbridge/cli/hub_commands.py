@@ -39,8 +39,9 @@ def serve(
     from vitalbridge.app import create_app
 
     settings = load_settings(host=host, port=port)
-    # log_config=None: uvicorn logs through the hub's redacting JSON handlers.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None)
+    # log_config=None: uvicorn logs through the hub's redacting JSON handlers. proxy_headers=False:
+    # the app applies VB_TRUSTED_PROXIES itself; uvicorn's default would believe any loopback peer.
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None, proxy_headers=False)
 
 
 def up() -> None:
