@@ -125,8 +125,8 @@ class Settings(BaseSettings):
     hl7_idle_timeout_s: float = Field(default=300.0, ge=0)
     # MLLP connections open at once, from all peers together.
     hl7_max_connections: int = Field(default=64, ge=1)
-    # MLLP connections open at once from one client address, so one host holding connections open
-    # cannot take the slots the EHR's interface engine needs.
+    # MLLP connections open at once from one client address (IPv6: one /64), so one host holding
+    # connections open cannot take the slots the EHR's interface engine needs.
     hl7_max_connections_per_peer: int = Field(default=8, ge=1)
     # MSH-18 empty means ASCII in the standard; UTF-8 reads ASCII identically and also takes the
     # many senders that send UTF-8 without saying so. A Latin-1 sender that names no charset needs 8859/1.

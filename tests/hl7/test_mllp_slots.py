@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from tests.hl7.support import FACILITY, Peer, ack_fields, listener, make_site
-from vitalbridge.hl7v2.mllp.server import Limits
+from vitalbridge.hl7v2.mllp.server import Limits, peer_key
 from vitalbridge.runtime import Hub
 
 FLOODER = "127.0.0.2"
@@ -114,3 +114,13 @@ def test_all_slots_taken_refuses_even_a_new_address(hub: Hub) -> None:
             assert third.closed_by_server(within=10)
         assert not other.closed_by_server(within=0.2)
         assert srv.server.stats.refused == 1
+
+
+def test_one_ipv6_site_counts_as_one_peer() -> None:
+    # A host given a /64 can connect from any of its addresses; they share one allowance.
+    assert peer_key("2001:db8:1:2::10") == peer_key("2001:db8:1:2:ffff::1") == "2001:db8:1:2::/64"
+    assert peer_key("2001:db8:1:3::10") != peer_key("2001:db8:1:2::10")
+    assert peer_key("fe80::1%eth0") == "fe80::/64"
+    # IPv4 (also when a dual-stack socket reports it IPv4-mapped) counts per address.
+    assert peer_key("::ffff:192.0.2.7") == peer_key("192.0.2.7") == "192.0.2.7"
+    assert peer_key("192.0.2.8") != peer_key("192.0.2.7")

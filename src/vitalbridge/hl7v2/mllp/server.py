@@ -12,8 +12,8 @@ of HL7 content. It protects the hub from its peers:
 * frames over ``max_message_bytes`` are dropped as they arrive and reported to the handler, which
   may NAK them; memory per connection stays bounded;
 * at most ``max_connections`` at once, and at most ``max_connections_per_peer`` from one client
-  address, so one host holding connections open cannot take the slots the real EHR needs; more
-  are closed on accept.
+  address (one IPv6 /64), so one host holding connections open cannot take the slots the real
+  EHR needs; more are closed on accept.
 
 Logs carry peer addresses, counts and sizes — never payload bytes.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import ssl
 import time
 from dataclasses import dataclass
@@ -67,11 +68,25 @@ class Stats:
     handler_errors: int = 0
 
 
+def peer_key(address: str) -> str:
+    """What the per-peer cap counts: an IPv4 address, or the /64 an IPv6 address belongs to (a
+    site is given a whole /64, so one host can connect from as many of its addresses as it likes)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def _peer_name(writer: asyncio.StreamWriter) -> tuple[str, str]:
-    """(client address, address:port): the address is what the per-peer cap counts."""
+    """(per-peer cap key, address:port for logs)."""
     peer = writer.get_extra_info("peername")
     if isinstance(peer, tuple) and len(peer) >= 2:
-        return str(peer[0]), f"{peer[0]}:{peer[1]}"
+        return peer_key(str(peer[0])), f"{peer[0]}:{peer[1]}"
     return "unknown", str(peer or "unknown")
 
 
