@@ -190,6 +190,7 @@ def test_rebinding_after_registration_never_reaches_the_internal_address(hub: Hu
             resp = client.post(route, json={"practice": "REBIND"}, headers=tenant.headers)
             assert resp.status_code == 200, resp.text
             assert resp.json()["status"] == "error"
+            assert "OutboundAddressRefused" in resp.json()["detail"]  # refused by the guard, not by the peer
             assert "127.0.0.1" not in resp.text
     assert recorder.seen == []
 
