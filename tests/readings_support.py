@@ -193,6 +193,8 @@ def use_hub_database(hub: Hub, monkeypatch: Any) -> None:
     monkeypatch.setenv("VB_DATA_DIR", str(s.data_dir))
     assert s.secret_key is not None
     monkeypatch.setenv("VB_SECRET_KEY", s.secret_key.get_secret_value())
+    # And its URL policy: the hub's peers (simulators, fake FCM, the sandbox) live on loopback.
+    monkeypatch.setenv("VB_ALLOW_PRIVATE_URLS", str(s.allow_private_urls).lower())
 
 
 @contextmanager

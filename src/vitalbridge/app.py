@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from vitalbridge import __version__
 from vitalbridge.api.errors import install_error_handlers
@@ -114,4 +115,8 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None, back
         )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.base_url.startswith("https://"))
     app.add_middleware(RequestContextMiddleware, debug_exchanges=debug_http_enabled(settings))
+    # Outermost, so the throttles and everything else see the caller's address. The hub decides
+    # whom to believe (VB_TRUSTED_PROXIES), not the server it runs under: `serve`, `up` and the
+    # test servers turn uvicorn's own forwarded-header handling off, whose default trusts loopback.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app

@@ -153,7 +153,12 @@ async def run_quickstart(settings: Settings) -> None:
     )
     hub_server = uvicorn.Server(
         uvicorn.Config(
-            create_app(hub=hub), host=settings.host, port=settings.port, log_level="warning", log_config=None
+            create_app(hub=hub),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            log_config=None,
+            proxy_headers=False,  # the app applies VB_TRUSTED_PROXIES itself
         )
     )
     sandbox_task = asyncio.create_task(sandbox_server.serve())

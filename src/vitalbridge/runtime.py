@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vitalbridge.crypto.sealing import Sealer, sealer_from_settings
 from vitalbridge.db.engine import make_engine, make_session_factory
+from vitalbridge.security.outbound import OutboundPolicy
+from vitalbridge.security.urls import Resolver, system_resolver
 from vitalbridge.settings import Settings
 
 
@@ -19,6 +21,14 @@ class Hub:
     sessions: sessionmaker[Session]
     sealer: Sealer
     extras: dict[str, object] = field(default_factory=dict)
+    # Host name → addresses for every outbound connection; None: the system resolver. Tests set a
+    # fixed table so they never send a DNS query off the machine.
+    resolver: Resolver | None = None
+
+    @property
+    def outbound_policy(self) -> OutboundPolicy:
+        """The connect-time SSRF rule for every outbound client (``VB_ALLOW_PRIVATE_URLS``)."""
+        return OutboundPolicy(allow_private=self.settings.allow_private_urls, resolver=self.resolver or system_resolver)
 
     def close(self) -> None:
         # Features keep long-lived helpers (HTTP clients …) in ``extras``; close them first.

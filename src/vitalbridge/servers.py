@@ -31,8 +31,16 @@ class ServerThread:
         self.host = host
         self.port = self._sock.getsockname()[1]
         self.server = uvicorn.Server(
-            # log_config=None: uvicorn's loggers keep the hub's (redacting) handlers.
-            uvicorn.Config(app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=2, log_config=None)
+            # log_config=None: uvicorn's loggers keep the hub's (redacting) handlers. proxy_headers=False:
+            # the hub applies VB_TRUSTED_PROXIES itself (uvicorn's default believes loopback peers).
+            uvicorn.Config(
+                app,
+                log_level=log_level,
+                lifespan="on",
+                timeout_graceful_shutdown=2,
+                log_config=None,
+                proxy_headers=False,
+            )
         )
         self._thread = threading.Thread(target=self._run, name=f"server:{self.port}", daemon=True)
 

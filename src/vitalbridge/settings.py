@@ -8,6 +8,7 @@ A ``.env`` file in the working directory is read too.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -76,6 +77,9 @@ class Settings(BaseSettings):
     )
     # Refused API tokens per minute per client IP before that address is throttled (token guessing).
     auth_failures_per_minute: int = Field(default=30, ge=1)
+    # Reverse proxies (IP addresses or CIDR networks, comma-separated) whose X-Forwarded-For and
+    # X-Forwarded-Proto the hub believes. Empty: no peer is a proxy, the client address is the TCP peer's.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # eCW names kept as users know them (SPEC §2): they seed a first practice.
     ecw_client_id: str = Field(default="", validation_alias=AliasChoices("ECW_CLIENT_ID", "VB_ECW_CLIENT_ID"))
@@ -113,9 +117,17 @@ class Settings(BaseSettings):
     hl7_tls_key: Path | None = None
     hl7_tls_client_ca: Path | None = None  # set to require client certificates signed by this CA
     hl7_max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
-    hl7_frame_timeout_s: float = Field(default=30.0, gt=0)  # a started message must be complete within this
-    hl7_idle_timeout_s: float = Field(default=600.0, ge=0)  # close a silent connection after this; 0 = never
+    # A message must be complete within this many seconds of its first start byte; starting the
+    # frame again does not reset it.
+    hl7_frame_timeout_s: float = Field(default=30.0, gt=0)
+    # Close a connection that completes no message for this long (bytes between frames do not
+    # count as traffic); 0 = never.
+    hl7_idle_timeout_s: float = Field(default=300.0, ge=0)
+    # MLLP connections open at once, from all peers together.
     hl7_max_connections: int = Field(default=64, ge=1)
+    # MLLP connections open at once from one client address (IPv6: one /64), so one host holding
+    # connections open cannot take the slots the EHR's interface engine needs.
+    hl7_max_connections_per_peer: int = Field(default=8, ge=1)
     # MSH-18 empty means ASCII in the standard; UTF-8 reads ASCII identically and also takes the
     # many senders that send UTF-8 without saying so. A Latin-1 sender that names no charset needs 8859/1.
     hl7_default_charset: str = "UNICODE UTF-8"
@@ -141,6 +153,24 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        # A wildcard or a name would let any caller pick its own address; only addresses count.
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError("each trusted proxy is an IP address or a CIDR network (no names, no '*')") from None
         return value
 
     @field_validator("inbound_rate_limits")

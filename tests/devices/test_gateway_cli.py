@@ -76,3 +76,21 @@ def test_sync_from_the_command_line_continues_where_it_stopped(cli_env: Hub) -> 
         assert resumed["stored"] == 0
         naive = runner.invoke(app, ["gateway", "sync", "--gateway", gateway_id, "--since", "2025-01-01T00:00:00"])
         assert naive.exit_code == 2
+
+
+def test_gateway_api_url_must_pass_the_ssrf_guard(cli_env: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_tenant(cli_env, "Clinic CLI")
+    monkeypatch.setenv("VB_ALLOW_PRIVATE_URLS", "false")
+    metadata = "http://169.254.169.254/latest/meta-data/"
+    refused = runner.invoke(
+        app, ["gateways", "add", "--org", "Clinic CLI", "--kind", "mioconnect", "--api-url", metadata]
+    )
+    assert refused.exit_code == 1
+    assert "api_url" in refused.output
+    assert metadata not in refused.output
+    assert invoke("gateways", "list", "--org", "Clinic CLI").strip() == ""
+    out = invoke("gateways", "add", "--org", "Clinic CLI", "--kind", "mioconnect")
+    gateway_id = re.search(r"gateway id: (\S+)", out).group(1)
+    again = runner.invoke(app, ["gateways", "set-api", gateway_id, "--api-url", "http://[2002:7f00:1::]:6379/"])
+    assert again.exit_code == 1
+    assert "private, loopback" in again.output

@@ -105,8 +105,13 @@ def listener(hub: Hub, limits: Limits | None = None, tls: ssl.SSLContext | None 
 class Peer:
     """A blocking MLLP client on a plain socket, for byte-level control of what is sent."""
 
-    def __init__(self, port: int, *, timeout: float = 15.0, tls: ssl.SSLContext | None = None) -> None:
-        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(
+        self, port: int, *, timeout: float = 15.0, tls: ssl.SSLContext | None = None, source: str | None = None
+    ) -> None:
+        # ``source``: another loopback address (127.0.0.2 …) plays a second host on this machine.
+        raw = socket.create_connection(
+            ("127.0.0.1", port), timeout=timeout, source_address=(source, 0) if source else None
+        )
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock: socket.socket = tls.wrap_socket(raw, server_hostname="localhost") if tls else raw
         self.decoder = FrameDecoder(16 * 1024 * 1024)

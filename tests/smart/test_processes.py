@@ -40,6 +40,8 @@ def test_worker_processes_share_one_token(smart_env: SmartEnv, tmp_path: Path) -
             "VB_SECRET_KEY": TEST_SECRET_KEY,
             "VB_PUBLIC_URL": smart_env.hub_url,
             "ECW_RATE_LIMIT": "10000",
+            # The sandbox is on loopback: the workers' connect-time SSRF check must allow it.
+            "VB_ALLOW_PRIVATE_URLS": "true",
         }
     )
     procs = [

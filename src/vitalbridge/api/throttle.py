@@ -1,9 +1,11 @@
 """Inbound rate limits: per client address and path prefix, and on refused API tokens (docs/security.md).
 
 Token buckets in the hub process's memory: they blunt floods and token guessing against one
-hub process. Behind a load balancer each process limits on its own; run uvicorn with
-``--proxy-headers`` and ``--forwarded-allow-ips`` so the client address is the caller's, not the
-proxy's. (EHR-side rate limits, which all workers must share, live in the delivery feature.)
+hub process. Behind a load balancer each process limits on its own. The client address is the
+TCP peer's unless that peer is listed in ``VB_TRUSTED_PROXIES``; only then does the app (the
+outermost middleware, see ``app.create_app``) take it from ``X-Forwarded-For``, so a caller cannot
+pick a fresh address per request. (EHR-side rate limits, which all workers must share, live in
+the delivery feature.)
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from vitalbridge.db.base import utcnow
 from vitalbridge.devices import gateway_service
 from vitalbridge.devices.gateways import GatewayKind
 from vitalbridge.errors import VitalbridgeError
+from vitalbridge.security.urls import check_outbound_url
 from vitalbridge.tenancy import service as tenancy
 
 gateways = typer.Typer(help="Device gateways: accounts, webhook secrets, batch sync.", no_args_is_help=True)
@@ -35,6 +36,8 @@ def add(
 ) -> None:
     """Create a gateway. Prints its id and webhook secret; the secret is shown only this once."""
     with hub_session() as (hub, session):
+        if api_url:
+            check_outbound_url(api_url, hub.settings, field="api_url", resolver=hub.resolver)
         organization = tenancy.get_organization(session, org)
         gw, secret = gateway_service.create_gateway(
             session,
@@ -89,6 +92,8 @@ def set_api(
 ) -> None:
     """Configure the REST API used by `sync`."""
     with hub_session() as (hub, session):
+        # The SSRF rule of practice URLs; `sync` checks the addresses again when it connects.
+        check_outbound_url(api_url, hub.settings, field="api_url", resolver=hub.resolver)
         gateway_service.set_api(session, hub.sealer, gateway, api_base_url=api_url, api_key=api_key, actor=CLI_ACTOR)
         typer.echo("ok")
 

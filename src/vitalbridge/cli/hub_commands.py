@@ -41,8 +41,17 @@ def serve(
     settings = load_settings(host=host, port=port)
     # log_config=None: uvicorn logs through the hub's redacting JSON handlers. access_log=False:
     # uvicorn's access line prints the concrete path; the hub logs ``http.access`` with the
-    # route template instead.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", log_config=None, access_log=False)
+    # route template instead. proxy_headers=False: the app applies VB_TRUSTED_PROXIES itself;
+    # uvicorn's default would believe any loopback peer.
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
 
 
 def up() -> None:

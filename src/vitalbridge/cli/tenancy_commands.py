@@ -202,7 +202,7 @@ def practices_add(
         raise typer.Exit(2) from None
     with hub_session() as (hub, session):
         organization = service.get_organization(session, org)
-        practice = service.add_practice(session, organization.id, data, hub.sealer, hub.settings)
+        practice = service.add_practice(session, organization.id, data, hub.sealer, hub.settings, resolver=hub.resolver)
         typer.echo(practice.id)
 
 

@@ -27,6 +27,7 @@ from vitalbridge.devices.normalize import normalise_reading
 from vitalbridge.devices.readings import NormalizedReading, ReadingSource
 from vitalbridge.errors import ConfigurationError, FieldError, UpstreamError, ValidationFailed
 from vitalbridge.runtime import Hub
+from vitalbridge.security.outbound import guarded_transport
 
 SYNC_ACTOR = Actor.service("sync")
 # Protects against a gateway whose cursor never ends.
@@ -67,7 +68,8 @@ def sync_gateway(
     if key:
         headers["Authorization"] = f"Bearer {key}"
     owns_client = client is None
-    http = client or httpx.Client(timeout=30)
+    # The gateway's API URL is configuration: its addresses are checked at connect time.
+    http = client or httpx.Client(timeout=30, transport=guarded_transport(hub.outbound_policy))
     summary = SyncSummary()
     cursor: str | None = None
     try:

@@ -38,6 +38,7 @@ def limits_from_settings(settings: Settings) -> Limits:
         frame_timeout_s=settings.hl7_frame_timeout_s,
         idle_timeout_s=settings.hl7_idle_timeout_s,
         max_connections=settings.hl7_max_connections,
+        max_connections_per_peer=settings.hl7_max_connections_per_peer,
     )
 
 

@@ -24,6 +24,7 @@ from vitalbridge.notify.fcm import FcmSender, ServiceAccount
 from vitalbridge.notify.sender import SendSummary, send_due
 from vitalbridge.observability.logging import get_logger
 from vitalbridge.runtime import Hub
+from vitalbridge.security.outbound import OutboundPolicy, guarded_transport
 from vitalbridge.settings import Settings
 
 log = get_logger(__name__)
@@ -37,12 +38,19 @@ class PassSummary:
     send: SendSummary | None  # None: FCM is not configured
 
 
-def build_sender(settings: Settings) -> FcmSender | None:
+def build_sender(settings: Settings, policy: OutboundPolicy | None = None) -> FcmSender | None:
     if settings.fcm_credentials_file is None:
         return None
     account = ServiceAccount.load(settings.fcm_credentials_file)
+    # The FCM endpoint and the service account's token_uri are configuration: both are checked
+    # at connect time like every other outbound URL.
+    policy = policy or OutboundPolicy.from_settings(settings)
     return FcmSender(
-        account, endpoint=settings.fcm_endpoint, project_id=settings.fcm_project_id, timeout_s=settings.fcm_timeout_s
+        account,
+        endpoint=settings.fcm_endpoint,
+        project_id=settings.fcm_project_id,
+        timeout_s=settings.fcm_timeout_s,
+        transport=guarded_transport(policy),
     )
 
 
@@ -51,7 +59,7 @@ def sender_of(hub: Hub) -> FcmSender | None:
     sender = hub.extras.get(_SENDER_KEY)
     if isinstance(sender, FcmSender):
         return sender
-    built = build_sender(hub.settings)
+    built = build_sender(hub.settings, hub.outbound_policy)
     if built is not None:
         hub.extras[_SENDER_KEY] = built
     return built

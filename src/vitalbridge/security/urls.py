@@ -1,5 +1,5 @@
-"""SSRF guard (SPEC §2: per-practice URLs) for every URL a tenant can configure (practice FHIR base, token and authorize
-URLs; later JWKS and gateway URLs).
+"""SSRF guard (SPEC §2: per-practice URLs) for every URL a tenant or operator configures (practice
+FHIR base, token and authorize URLs; gateway APIs; FCM; the practice's HL7 interface).
 
 A tenant admin types a URL; the hub's workers then call it with credentials, from inside the
 hosting network. Without a guard that is a way to reach cloud metadata services, databases or
@@ -7,8 +7,14 @@ admin consoles on private addresses. The rule: ``http``/``https`` only, no user-
 that resolves only to public unicast addresses; ``https`` required in production. The sandbox
 and tests (which live on loopback) set ``VB_ALLOW_PRIVATE_URLS=true``.
 
-The check runs when a URL is stored. DNS can change afterwards (rebinding), so callers that
-want the strongest guarantee run ``check_outbound_url`` again right before connecting.
+IPv6 forms that carry an IPv4 address are judged by that address (RFC 6052 NAT64 ``64:ff9b::/96``,
+RFC 3056 6to4 ``2002::/16``, IPv4-mapped ``::ffff:0:0/96``); forms whose embedded address cannot be
+read reliably or that no EHR uses are refused (RFC 8215 local-use NAT64 ``64:ff9b:1::/48``, RFC 4380
+Teredo ``2001::/32``, deprecated IPv4-compatible ``::/96``).
+
+``check_outbound_url`` runs when a URL is stored. DNS can change afterwards (rebinding: public when
+stored, ``127.0.0.1`` when called), so every outbound client also checks each address at connect
+time and connects only to a checked one (``vitalbridge.security.outbound``).
 """
 
 from __future__ import annotations
@@ -29,9 +35,24 @@ def _refuse(field: str, why: str) -> ValidationFailed:
     return ValidationFailed(f"{field}: {why}", [FieldError(("body", field), why, "url_refused")])
 
 
-def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return _is_public(ip.ipv4_mapped)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix: the last 32 bits
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: local use, any prefix length
+_TEREDO = ipaddress.IPv6Network("2001::/32")  # RFC 4380: a tunnel to a host behind NAT
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # RFC 4291 §2.5.5.1, deprecated
+
+
+def is_public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True when the hub may connect to ``ip``: public unicast, and so is any IPv4 address inside it."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return is_public_address(ip.ipv4_mapped)
+        if ip in _NAT64:
+            # A DNS64 resolver maps every IPv4 name into this prefix: judge the IPv4 it stands for.
+            return is_public_address(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip in _NAT64_LOCAL or ip in _TEREDO or ip in _IPV4_COMPATIBLE:
+            return False
+        if ip.sixtofour is not None and not is_public_address(ip.sixtofour):
+            return False
     return not (
         ip.is_private
         or ip.is_loopback
@@ -43,7 +64,7 @@ def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     )
 
 
-def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def system_resolver(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
@@ -91,13 +112,13 @@ def check_outbound_url(
         if host.rstrip(".").lower() == "localhost" or host.rstrip(".").lower().endswith(".localhost"):
             raise _refuse(field, "the host is this machine (set VB_ALLOW_PRIVATE_URLS=true for a sandbox)") from None
         try:
-            addresses = (resolver or _resolve)(host, port)
+            addresses = (resolver or system_resolver)(host, port)
         except (OSError, UnicodeError):
             raise _refuse(field, "the host name does not resolve") from None
     if not addresses:
         raise _refuse(field, "the host name does not resolve")
     for ip in addresses:
-        if not _is_public(ip):
+        if not is_public_address(ip):
             raise _refuse(
                 field,
                 "the host resolves to a private, loopback, link-local or reserved address "

@@ -13,6 +13,7 @@ import httpx
 from vitalbridge.db.base import utcnow
 from vitalbridge.ehr.ratelimit import RateLimiter
 from vitalbridge.runtime import Hub
+from vitalbridge.security.outbound import guarded_transport
 from vitalbridge.settings import Settings
 from vitalbridge.smart.backend import BackendTokens
 from vitalbridge.smart.client_auth import ClientAuthenticator
@@ -62,7 +63,11 @@ def build_smart(
     s = hub.settings
     # No redirects: a token endpoint that redirects is misconfigured, and following it would
     # resend credentials to wherever it points.
-    http = httpx.Client(follow_redirects=False, transport=transport, timeout=30.0)
+    # Every EHR call (FHIR, token, discovery, revocation) goes through this client: its transport
+    # checks the addresses it connects to (DNS rebinding), unless a test passes its own.
+    http = httpx.Client(
+        follow_redirects=False, transport=transport or guarded_transport(hub.outbound_policy), timeout=30.0
+    )
     keyring = KeyRing(hub.sessions, hub.sealer)
     authenticator = ClientAuthenticator(keyring, hub.sealer, assertion_lifetime_s=s.assertion_lifetime_s)
     limiter = RateLimiter(

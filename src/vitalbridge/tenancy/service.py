@@ -16,7 +16,7 @@ from vitalbridge.api.types import REF_PATTERN
 from vitalbridge.crypto.sealing import Sealer
 from vitalbridge.db.base import utcnow
 from vitalbridge.errors import Conflict, NotFound, Unauthorized
-from vitalbridge.security.urls import check_outbound_url
+from vitalbridge.security.urls import Resolver, check_outbound_url
 from vitalbridge.settings import Environment, Settings
 from vitalbridge.tenancy.models import ApiToken, AuthMethod, Organization, Practice, PracticeEnvironment, Role, User
 from vitalbridge.tenancy.schemas import PracticeIn
@@ -164,8 +164,9 @@ def get_user(session: Session, organization_id: str, user_id: str) -> User:
 _STRICT_URL_POLICY = Settings.model_construct()
 
 
-def check_practice_urls(data: PracticeIn, settings: Settings | None) -> None:
-    """SSRF guard on every URL of a practice; production practices need https."""
+def check_practice_urls(data: PracticeIn, settings: Settings | None, resolver: Resolver | None = None) -> None:
+    """SSRF guard on every URL of a practice; production practices need https. (The hub's clients
+    check the addresses again when they connect: ``vitalbridge.security.outbound``.)"""
     policy = settings or _STRICT_URL_POLICY
     require_https = (
         data.environment is PracticeEnvironment.production or policy.ecw_environment is Environment.production
@@ -173,7 +174,7 @@ def check_practice_urls(data: PracticeIn, settings: Settings | None) -> None:
     for field in ("fhir_base_url", "token_url", "authorize_url"):
         value = getattr(data, field)
         if value is not None:
-            check_outbound_url(str(value), policy, field=field, require_https=require_https)
+            check_outbound_url(str(value), policy, field=field, require_https=require_https, resolver=resolver)
 
 
 def add_practice(
@@ -182,10 +183,12 @@ def add_practice(
     data: PracticeIn,
     sealer: Sealer | None,
     settings: Settings | None = None,
+    *,
+    resolver: Resolver | None = None,
 ) -> Practice:
     """Register a practice. ``settings`` carries the URL policy (``VB_ALLOW_PRIVATE_URLS``);
-    without it private and loopback targets are refused."""
-    check_practice_urls(data, settings)
+    without it private and loopback targets are refused. ``resolver``: the hub's (``Hub.resolver``)."""
+    check_practice_urls(data, settings, resolver)
     exists = session.scalar(
         select(Practice).where(
             Practice.organization_id == organization_id, Practice.practice_code == data.practice_code

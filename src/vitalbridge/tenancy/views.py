@@ -23,7 +23,9 @@ AnyRoleDep = Annotated[Principal, Depends(require_role(Role.clinician, Role.inte
 
 @router.post("/", status_code=201, response_model=PracticeOut)
 def register_practice(body: PracticeIn, session: SessionDep, hub: HubDep, principal: AdminDep) -> PracticeOut:
-    practice = service.add_practice(session, principal.organization_id, body, hub.sealer, hub.settings)
+    practice = service.add_practice(
+        session, principal.organization_id, body, hub.sealer, hub.settings, resolver=hub.resolver
+    )
     record(
         session,
         action="practice.created",

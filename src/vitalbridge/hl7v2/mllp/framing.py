@@ -75,7 +75,7 @@ class FrameDecoder:
         # MLLP ends a frame with <FS><CR>; a frame is handed over on <FS> so that a lenient
         # sender that omits <CR> is not left waiting, and the <CR> that normally follows is eaten.
         self._eat_cr = False
-        # Counts frames begun, so a caller can start a fresh deadline for each one.
+        # Counts frames begun (restarts included): how often a sender began a message.
         self.frames_started = 0
 
     @property

@@ -4,11 +4,16 @@ Transport only: it turns connections into frames and hands each one to a ``Frame
 reply (the ACK payload) it frames and writes back, in order, one frame at a time. It knows nothing
 of HL7 content. It protects the hub from its peers:
 
-* a frame must be complete within ``frame_timeout_s`` of its first byte (slow or stalled senders);
-* a connection silent for ``idle_timeout_s`` between frames is closed;
+* a message must be complete within ``frame_timeout_s`` of its first start byte. The deadline is
+  the whole message's: a sender that abandons its frame and starts again (a new <VT>) keeps the
+  deadline it had, so restarting every few seconds cannot hold a connection open;
+* a connection that completes no message for ``idle_timeout_s`` is closed. Only a complete
+  message restarts that clock: bytes outside frames (a keep-alive of line noise) do not;
 * frames over ``max_message_bytes`` are dropped as they arrive and reported to the handler, which
   may NAK them; memory per connection stays bounded;
-* at most ``max_connections`` at once; more are closed on accept.
+* at most ``max_connections`` at once, and at most ``max_connections_per_peer`` from one client
+  address (one IPv6 /64), so one host holding connections open cannot take the slots the real
+  EHR needs; more are closed on accept.
 
 Logs carry peer addresses, counts and sizes — never payload bytes.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import ssl
 import time
 from dataclasses import dataclass
@@ -42,8 +48,9 @@ class FrameHandler(Protocol):
 class Limits:
     max_message_bytes: int = 1024 * 1024
     frame_timeout_s: float = 30.0
-    idle_timeout_s: float = 600.0  # 0: never
+    idle_timeout_s: float = 300.0  # 0: never
     max_connections: int = 64
+    max_connections_per_peer: int = 8
     read_chunk: int = 64 * 1024
 
 
@@ -61,11 +68,26 @@ class Stats:
     handler_errors: int = 0
 
 
-def _peer_name(writer: asyncio.StreamWriter) -> str:
+def peer_key(address: str) -> str:
+    """What the per-peer cap counts: an IPv4 address, or the /64 an IPv6 address belongs to (a
+    site is given a whole /64, so one host can connect from as many of its addresses as it likes)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def _peer_name(writer: asyncio.StreamWriter) -> tuple[str, str]:
+    """(per-peer cap key, address:port for logs)."""
     peer = writer.get_extra_info("peername")
     if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer or "unknown")
+        return peer_key(str(peer[0])), f"{peer[0]}:{peer[1]}"
+    return "unknown", str(peer or "unknown")
 
 
 class _Timeout(Exception):
@@ -83,6 +105,7 @@ class MllpServer:
         self.stats = Stats()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._per_peer: dict[str, int] = {}
 
     @property
     def port(self) -> int:
@@ -117,16 +140,22 @@ class MllpServer:
         self._server = None
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = _peer_name(writer)
+        address, peer = _peer_name(writer)
+        refusal = None
         if len(self._tasks) >= self.limits.max_connections:
+            refusal = "max_connections"
+        elif self._per_peer.get(address, 0) >= self.limits.max_connections_per_peer:
+            refusal = "max_connections_per_peer"
+        if refusal is not None:
             self.stats.refused += 1
             metrics.MLLP_CONNECTIONS.labels(outcome="refused").inc()
-            log.warning("mllp.connection_refused", peer=peer, reason="max_connections")
+            log.warning("mllp.connection_refused", peer=peer, reason=refusal)
             await self._close(writer)
             return
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._per_peer[address] = self._per_peer.get(address, 0) + 1
         self.stats.connections += 1
         metrics.MLLP_CONNECTIONS.labels(outcome="accepted").inc()
         metrics.MLLP_ACTIVE.inc()
@@ -147,22 +176,27 @@ class MllpServer:
         finally:
             metrics.MLLP_ACTIVE.dec()
             self._tasks.discard(task)
+            left = self._per_peer.pop(address) - 1
+            if left:
+                self._per_peer[address] = left
             await self._close(writer)
             log.info("mllp.disconnected", peer=peer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
         limits = self.limits
         decoder = FrameDecoder(limits.max_message_bytes)
-        frame_deadline: float | None = None
-        started_seen = 0
+        # Both clocks move only when a message completes: neither a restarted frame nor bytes
+        # between frames buy a peer more time (a slot held by trickling costs the real EHR one).
+        idle_deadline = time.monotonic() + limits.idle_timeout_s if limits.idle_timeout_s else None
+        message_deadline: float | None = None
         while True:
             if decoder.in_frame:
-                assert frame_deadline is not None
-                timeout: float | None = max(0.0, frame_deadline - time.monotonic())
+                assert message_deadline is not None
+                deadline: float | None = message_deadline
                 kind = "frame"
             else:
-                timeout = limits.idle_timeout_s or None
-                kind = "idle"
+                deadline, kind = idle_deadline, "idle"
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 data = await asyncio.wait_for(reader.read(limits.read_chunk), timeout)
             except TimeoutError:
@@ -194,10 +228,12 @@ class MllpServer:
                     await asyncio.wait_for(writer.drain(), limits.frame_timeout_s)
                 except TimeoutError:
                     raise _Timeout("write") from None
-            if decoder.frames_started != started_seen:
-                # A new frame began in this chunk: its own deadline starts now.
-                started_seen = decoder.frames_started
-                frame_deadline = time.monotonic() + limits.frame_timeout_s
+                message_deadline = None
+                if limits.idle_timeout_s:
+                    idle_deadline = time.monotonic() + limits.idle_timeout_s
+            if decoder.in_frame and message_deadline is None:
+                # The first start byte since the last complete message: the message's clock starts.
+                message_deadline = time.monotonic() + limits.frame_timeout_s
 
     @staticmethod
     async def _close(writer: asyncio.StreamWriter) -> None:
