@@ -55,8 +55,8 @@ class RateLimitMiddleware:
         response = outcome_response(
             429,
             "throttled",
-            f"rate limit of {limit} requests/minute reached for practice {practice}; retry after {wait} s",
-            {"Retry-After": str(wait)},
+            f"rate limit of {limit} requests/minute reached for practice {practice}",
+            self.state.retry_after(wait),
         )
         await response(scope, receive, send)
 
