@@ -127,7 +127,8 @@ def _ecw_refusal(conn: PracticeConnection, what: str, status: int, code: int, ke
     known = CODES.get(code)
     diagnostics = f"eCW {code} {key}"
     if known is None:
-        if status >= 500:
+        # A body that merely repeats the HTTP status (a web framework's error page) is not eCW's.
+        if status >= 500 or code == status:
             return None
         return EhrRejected(
             f"the EHR of practice {conn.practice_code} refused {what} with eCW code {code}, which the hub does not "
