@@ -110,6 +110,15 @@ def test_without_conditional_create_ambiguous_failures_are_still_delivered_once(
     with env.hub.sessions() as session:
         bucket = session.get(RateBucket, practice_key(env.practice_id))
         assert bucket is not None  # the searches took slots from the practice's bucket
+    # /metrics reports what each delivered Observation cost in EHR calls.
+    with hub_http(env.hub) as url:
+        scraped = httpx.get(f"{url}/metrics", timeout=30).text
+    line = next(
+        x
+        for x in scraped.splitlines()
+        if x.startswith(f'vitalbridge_delivery_ehr_calls_per_observation{{practice_id="{env.practice_id}"}}')
+    )
+    assert float(line.split()[-1]) > 1.0  # creates plus the searches and retries the faults caused
 
 
 # A reclaimed row (its worker died after the EHR's 201) is searched before it is sent again:
