@@ -79,7 +79,10 @@ class RateLimiter:
     def _acquire_in_window(self, practices: set[str]) -> int | None:
         now = self.wall_clock()
         minute = math.floor(now / 60)
-        counts = {p: c if m == minute else 0 for p in practices for m, c in [self._windows.get(p, (minute, 0))]}
+        counts: dict[str, int] = {}
+        for practice in practices:
+            counted_minute, count = self._windows.get(practice, (minute, 0))
+            counts[practice] = count if counted_minute == minute else 0  # a new minute starts from zero
         if any(c >= self.per_minute for c in counts.values()):
             return max(1, math.ceil((minute + 1) * 60 - now))
         for practice, count in counts.items():
