@@ -6,6 +6,8 @@ the practice) are compared with what its bucket allows over the window: burst + 
 Prints achieved/allowed (1.0 = every allowed call used) and the 429 count (should be 0).
 
 Options: ``--per-minute`` (default 300), ``--seconds`` (default 30), ``--readings`` (default 600).
+The sandbox runs the ``generic`` profile, whose continuous bucket this arithmetic describes;
+``bench.delivery_calls`` measures the ``ecw`` profile.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 
 from vitalbridge.demo.drive import send_readings
 from vitalbridge.demo.environment import demo_environment
+from vitalbridge.sandbox.profile import Profile
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
         sandbox_rate_per_minute=args.per_minute,
         practice_rate_per_minute=args.per_minute,
         settings_overrides={"delivery_concurrency": 8, "ecw_rate_limit": 100_000.0},
+        profile=Profile.generic,
     ) as env:
         assert env.sandbox_http is not None
         started = time.monotonic()

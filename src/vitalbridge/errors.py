@@ -16,7 +16,10 @@
         ├── EhrRejected               502  processing  AE   (a 4xx the EHR will repeat)    permanent
         │   ├── EhrForbidden          502  forbidden   AE   (403: scope not granted)
         │   ├── EhrNotFound           502  not-found   AE   (404/410: e.g. a merged patient)
+        │   ├── EhrPracticeSetup      502  business-rule AE (eCW 308: the practice must act)
         │   └── EhrInvalid            502  invalid     AE   (400/422 with an OperationOutcome)
+        │       ├── EhrSubjectRefused 502  invalid     AE   (the subject, e.g. eCW 100)
+        │       └── EhrDataRejected   502  invalid     AE   (eCW 611/612/613…: the content)
         └── EhrAuthError              502  login       AE   (token endpoint refused: oauth_error) permanent
             └── EhrAuthUnavailable    502  transient   AE   (token endpoint unreachable / 5xx)    transient
 
@@ -131,7 +134,13 @@ class RateLimited(VitalbridgeError):
 
 @dataclass
 class EhrRateLimited(RateLimited):
-    """The EHR answered 429; ``retry_after`` comes from its ``Retry-After`` header."""
+    """The EHR answered 429; ``retry_after`` comes from its ``Retry-After`` header.
+
+    ``minute_window``: there was no Retry-After, which on eCW means "blocked until the minute
+    resets"; ``retry_after`` is then the time to the start of the next minute.
+    """
+
+    minute_window: bool = False
 
     error_code: ClassVar[str] = "ehr_rate_limited"
 
@@ -202,6 +211,29 @@ class EhrSubjectRefused(EhrInvalid):
     no longer knows the patient by that id, typically after a merge (SPEC §4 "Merged patients")."""
 
     error_code: ClassVar[str] = "ehr_subject_refused"
+
+
+@dataclass
+class EhrDataRejected(EhrInvalid):
+    """eCW refused this Observation's content with a numeric code (611 INVALID_UNIT, 612, 613…).
+
+    ``ehr_code`` is the numeric code; the message says what a person should change.
+    """
+
+    ehr_code: int | None = None
+
+    error_code: ClassVar[str] = "ehr_data_rejected"
+
+
+@dataclass
+class EhrPracticeSetup(EhrRejected):
+    """The EHR practice is not set up for what we ask (eCW 308: no default write-back user).
+    Nothing the hub resends can help until someone at the practice changes eCW."""
+
+    ehr_code: int | None = None
+
+    fhir_issue_code: ClassVar[str] = "business-rule"
+    error_code: ClassVar[str] = "ehr_practice_setup"
 
 
 @dataclass

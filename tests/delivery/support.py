@@ -148,6 +148,15 @@ def hub_http(hub: Hub) -> Iterator[str]:
 class Sandbox:
     url: str
     http: httpx.Client
+    # The running sandbox's SandboxState, for tests that move its clock.
+    state: Any = None
+
+    def behave(self, **switches: Any) -> dict[str, Any]:
+        """Change behaviour switches (PUT /_sandbox/behaviour); returns those in force."""
+        resp = self.http.put("/_sandbox/behaviour", json=switches)
+        assert resp.status_code == 200, resp.text
+        result: dict[str, Any] = resp.json()
+        return result
 
     def patient_id(self) -> str:
         resp = self.http.get("/_sandbox/patients", params={"practice": PRACTICE, "limit": 1})
@@ -177,14 +186,15 @@ def sandbox(**config: Any) -> Iterator[Sandbox]:
     options: dict[str, Any] = {"practices": (PRACTICE,), "patients_per_practice": 5, "rate_limit_per_minute": 0}
     options.update(config)
     with ExitStack() as stack:
-        url = stack.enter_context(ServerThread(create_sandbox_app(SandboxConfig(**options))))
+        app = create_sandbox_app(SandboxConfig(**options))
+        url = stack.enter_context(ServerThread(app))
         http = stack.enter_context(httpx.Client(base_url=url, timeout=30))
         resp = http.post(
             "/_sandbox/clients",
             json={"client_id": CLIENT_ID, "client_secret": SECRET, "scopes": SCOPES, "practices": [PRACTICE]},
         )
         assert resp.status_code in (200, 201), resp.text
-        yield Sandbox(url, http)
+        yield Sandbox(url, http, app.state.sandbox)
 
 
 def identifiers(observations: list[dict[str, Any]]) -> list[str]:

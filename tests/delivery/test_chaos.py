@@ -1,10 +1,15 @@
 """Acceptance: 500 readings, 30 % of EHR requests failing, worker processes SIGKILLed twice and
 restarted; afterwards the EHR holds every Observation exactly once and nothing is left pending
-(SPEC §7 "Nothing is lost", "No duplicates"; DESIGN principles 1-2)."""
+(SPEC §7 "Nothing is lost", "No duplicates"; DESIGN principles 1-2).
+
+The sandbox runs its default ``ecw`` profile (SPEC §11): no conditional create, so exactly-once
+rests on the hub's search before every resend. The run ends with a JSON summary line on stderr
+(``[chaos summary]``): the profile and the EHR calls per stored Observation, by kind."""
 
 from __future__ import annotations
 
 import collections
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +22,7 @@ import pytest
 from tests.conftest import TEST_SECRET_KEY
 from tests.delivery.support import Env, hub_http, identifiers, make_env, post_readings, sandbox
 from vitalbridge.runtime import Hub
+from vitalbridge.sandbox.stats import calls_per_observation
 
 pytestmark = pytest.mark.slow
 
@@ -119,6 +125,13 @@ def run_chaos(
         assert set(counts) == wanted  # nothing lost
         assert len(stored) == expected
         stats = sb.stats()
+        profile = sb.http.get("/_sandbox/behaviour").json()["profile"]
+        assert profile == "ecw"
+        assert stats["conditional_matches"] == 0  # eCW never dedupes for us
+        summary = {"profile": profile, "faults": stats["faults_injected"], **calls_per_observation(stats)}
+        print(f"[chaos summary] {json.dumps(summary, sort_keys=True)}", file=sys.stderr)
+        assert summary["calls_per_observation"] is not None
+        assert summary["ehr_calls"]["search"] > 0  # resends looked first
         assert stats["faults_injected"].get("after_commit", 0) > 0
         for kind in ("reset", "timeout", "error", "rate_429"):
             assert stats["faults_injected"].get(kind, 0) > 0, kind

@@ -1,5 +1,6 @@
 """``vitalbridge demo`` as a user runs it (SPEC §7): 40 readings through the webhook with 30 % of
-EHR requests failing transiently; the JSON summary must show every Observation in the EHR once."""
+EHR requests failing transiently, against the sandbox's default ``ecw`` profile; the JSON summary
+must show every Observation in the EHR once, and the EHR calls per Observation."""
 
 from __future__ import annotations
 
@@ -34,4 +35,8 @@ def test_demo_delivers_every_reading_exactly_once_through_faults() -> None:
     assert summary["duplicates"] == 0
     assert summary["ok"] is True
     assert summary["latency_p50_s"] <= summary["latency_p95_s"]
+    # The demo's sandbox behaves like eCW by default, and the summary says what each Observation cost.
+    assert summary["profile"] == "ecw"
+    assert summary["ehr_calls"]["create"] >= 60
+    assert summary["calls_per_observation"] >= 1.0
     assert "demo: delivered=60" in done.stderr

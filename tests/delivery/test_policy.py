@@ -8,14 +8,17 @@ import random
 import pytest
 
 from vitalbridge.delivery.policy import DEFECT, RULES, Action, RetryPolicy, classify
+from vitalbridge.ehr.ecw_codes import CODES, EcwClass, ecw_error
 from vitalbridge.errors import (
     BadRequest,
     ConfigurationError,
     EhrAuthError,
     EhrAuthUnavailable,
+    EhrDataRejected,
     EhrForbidden,
     EhrInvalid,
     EhrNotFound,
+    EhrPracticeSetup,
     EhrRateLimited,
     EhrRejected,
     EhrSubjectRefused,
@@ -41,6 +44,8 @@ CASES: list[tuple[BaseException, Action, bool]] = [
     # Hub-side bucket empty and the EHR's 429: wait for Retry-After, nothing was processed.
     (RateLimited("bucket empty", retry_after=2.0), Action.wait, False),
     (EhrRateLimited("429", retry_after=1.0), Action.wait, False),
+    # eCW's 429 without Retry-After: wait for the next minute, nothing was processed.
+    (EhrRateLimited("429", retry_after=42.0, minute_window=True), Action.wait, False),
     # 5xx, 408, timeouts, resets: the request may have been stored, so search before resending.
     (EhrUnavailable("503", status_code=503), Action.retry, True),
     (EhrUnavailable("timeout"), Action.retry, True),
@@ -53,6 +58,9 @@ CASES: list[tuple[BaseException, Action, bool]] = [
     (EhrForbidden("403", status_code=403), Action.dead, False),
     (EhrInvalid("422", status_code=422), Action.dead, False),
     (EhrRejected("409", status_code=409), Action.dead, False),
+    # eCW numeric codes: 308 needs the practice admin, 611/612/613 need the data fixed.
+    (EhrPracticeSetup("eCW 308", status_code=400, ehr_code=308), Action.dead, False),
+    (EhrDataRejected("eCW 611", status_code=400, ehr_code=611), Action.dead, False),
     (EhrRejected("412", status_code=412), Action.dead, False),
     (Hl7Nak("AE", ack_code=AckCode.AE), Action.dead, False),
     (Hl7ApplicationError("AE"), Action.dead, False),
@@ -117,3 +125,31 @@ def test_max_age_decides_when_a_transient_failure_becomes_a_dead_letter() -> Non
     assert not policy.expired(60.0)  # minutes of outage: still retried
     assert not policy.expired(72 * 3600.0 - 1)
     assert policy.expired(72 * 3600.0)
+
+
+@pytest.mark.parametrize(
+    ("body", "parsed"),
+    [
+        ({"status": 611, "key": "INVALID_UNIT", "message": "Invalid unit"}, (611, "INVALID_UNIT")),
+        (
+            {"status": "308", "key": "DEFAULT_WRITEBACK_USER_NOT_CONFIGURED"},
+            (308, "DEFAULT_WRITEBACK_USER_NOT_CONFIGURED"),
+        ),
+        ({"status": 612, "key": "<script>"}, (612, "UNKNOWN")),  # an odd key is not stored
+        ({"resourceType": "OperationOutcome", "status": 611, "key": "X"}, None),  # FHIR, not eCW
+        ({"status": True, "key": "X"}, None),
+        ({"status": 500, "error": "Internal Server Error"}, None),  # no key: a framework error page
+        ([611], None),
+        (None, None),
+    ],
+)
+def test_ecw_error_bodies_are_recognised_by_shape(body: object, parsed: tuple[int, str] | None) -> None:
+    assert ecw_error(body) == parsed
+
+
+def test_every_known_ecw_code_says_what_to_do() -> None:
+    assert {c.code for c in CODES.values() if c.kind is EcwClass.invalid_data} >= {102, 611, 612, 613, 614}
+    assert CODES[308].kind is EcwClass.practice_setup
+    assert CODES[100].kind is EcwClass.patient
+    assert CODES[308].action.startswith("write-back user not configured for this practice: ask the practice admin")
+    assert all(c.action and c.key.isupper() for c in CODES.values())

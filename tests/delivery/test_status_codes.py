@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -40,6 +40,20 @@ class Peer:
         rows = self.env.rows()
         assert len(rows) == 1
         return rows[0].id
+
+    def one_more(self) -> str:
+        """Another single-Observation reading; returns its new outbox id."""
+        before = {r.id for r in self.env.rows()}
+        import httpx
+
+        from tests.delivery.support import record
+        from vitalbridge.devices.simulator import post_webhook
+
+        with hub_http(self.env.hub) as url, httpx.Client(timeout=30) as client:
+            resp = post_webhook(client, url, self.env.gateway_id, self.env.gateway_secret, record(self.env, 6))
+            assert resp.status_code in (200, 202), resp.text
+        (new,) = [r.id for r in self.env.rows() if r.id not in before]
+        return new
 
     def row(self, outbox_id: str) -> OutboxEntry:
         with self.env.hub.sessions() as session:
@@ -110,17 +124,33 @@ def test_401_twice_is_permanent(peer: Peer) -> None:
     assert peer.ehr.posts == 2
 
 
-@pytest.mark.parametrize(("headers", "at_least_s"), [({"Retry-After": "40"}, 35.0), ({}, 0.0)])
-def test_429_waits_for_retry_after_and_keeps_the_row(peer: Peer, headers: dict[str, str], at_least_s: float) -> None:
+def test_429_waits_for_retry_after_and_keeps_the_row(peer: Peer) -> None:
     outbox_id = peer.one()
-    peer.ehr.then(429, headers=headers)
+    peer.ehr.then(429, headers={"Retry-After": "40"})
     before = utcnow()
     assert deliver(peer.env.hub, outbox_id).status == "retry"
     row = peer.row(outbox_id)
     assert (row.status.value, row.last_status_code) == ("pending", 429)
     assert row.next_attempt_at is not None
-    assert row.next_attempt_at >= before + timedelta(seconds=at_least_s)
+    assert row.next_attempt_at >= before + timedelta(seconds=35)
     assert peer.ehr.posts == 1
+
+
+def test_429_without_retry_after_waits_for_the_next_minute(peer: Peer) -> None:
+    """eCW: no Retry-After, and the app is blocked until its per-minute counter resets."""
+    outbox_id = peer.one()
+    peer.ehr.then(429)
+    before = utcnow()
+    assert deliver(peer.env.hub, outbox_id).status == "retry"
+    after = utcnow()
+    row = peer.row(outbox_id)
+    assert row.next_attempt_at is not None
+
+    def next_minute(t: datetime) -> datetime:
+        return t.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+    # Not a fixed back-off: the start of the minute after the refusal (plus a second's guard).
+    assert next_minute(before) <= row.next_attempt_at <= next_minute(after) + timedelta(seconds=3)
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
@@ -154,13 +184,20 @@ def test_transient_failures_past_the_maximum_age_become_dead_letters(peer: Peer)
     assert peer.row(outbox_id).dead_reason == "max_age"
 
 
-def test_without_conditional_create_the_worker_searches_before_creating(hub: Hub) -> None:
+def test_without_conditional_create_only_a_resend_searches_first(hub: Hub) -> None:
     ehr = ScriptedEhr(conditional_create=False)
     with ServerThread(ehr.app) as url:
         p = Peer(make_env(hub, url, ehr_patient_id="p-1"), ehr)
         outbox_id = p.one()
+        # A fresh row cannot be in the EHR yet: create at once, no search (one call, not two).
         assert deliver(hub, outbox_id).status == "delivered"
-        assert (ehr.searches, ehr.posts) == (1, 1)
+        assert (ehr.searches, ehr.posts) == (0, 1)
+        # After an ambiguous failure the retry looks first, and finds what the lost 201 stored.
+        second = p.one_more()
+        ehr.then(503, store=True)
+        assert deliver(hub, second).status == "delivered"
+        assert (ehr.searches, ehr.posts) == (1, 2)
+        assert len(ehr.stored) == 2
 
 
 def test_posting_many_readings_makes_one_row_per_observation(peer: Peer) -> None:

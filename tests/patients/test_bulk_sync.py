@@ -197,9 +197,10 @@ def test_ctrl_c_cancels_the_export_at_the_ehr(smart_env: SmartEnv, tmp_path: Any
     # This test's sandbox needs a long-running export: restart the env's practice on one.
     from vitalbridge.sandbox.app import create_sandbox_app
     from vitalbridge.sandbox.config import SandboxConfig
+    from vitalbridge.sandbox.profile import Profile
     from vitalbridge.servers import ServerThread
 
-    config = SandboxConfig(practices=(PRACTICE,), patients_per_practice=50, export_job_s=60.0)
+    config = SandboxConfig(practices=(PRACTICE,), patients_per_practice=50, export_job_s=60.0, profile=Profile.generic)
     with ServerThread(create_sandbox_app(config)) as sb_url:
         import httpx
 

@@ -23,9 +23,12 @@ from starlette.routing import Route
 from tests.sandbox.support import OTHER_PRACTICE, PRACTICE, Sandbox
 from vitalbridge.sandbox.app import create_sandbox_app
 from vitalbridge.sandbox.config import SandboxConfig
+from vitalbridge.sandbox.profile import Profile
 from vitalbridge.servers import ServerThread
 
+# The textbook profile: these tests pin each standard behaviour; test_profiles.py covers ecw.
 BASE_CONFIG = SandboxConfig(
+    profile=Profile.generic,
     practices=(PRACTICE, OTHER_PRACTICE),
     patients_per_practice=120,
     seed=7,

@@ -214,6 +214,8 @@ def test_expired_code_is_refused(make_sandbox: SandboxFactory) -> None:
 
 
 def test_refresh_rotates_and_reuse_revokes_the_grant(sandbox: Sandbox, key: RSAKey) -> None:
+    # eCW's single-use refresh tokens, pinned alone on the textbook profile.
+    assert sandbox.http.put("/_sandbox/behaviour", json={"single_use_refresh": True}).status_code == 200
     verifier, challenge = pkce_pair()
     first = _exchange(sandbox, key, _code(sandbox, challenge), verifier).json()
     second = _refresh(sandbox, key, first["refresh_token"])
@@ -228,6 +230,17 @@ def test_refresh_rotates_and_reuse_revokes_the_grant(sandbox: Sandbox, key: RSAK
     # Reuse looks like theft: the whole grant is gone, including the newest tokens.
     assert sandbox.get("Patient", rotated["access_token"]).status_code == 401
     assert _refresh(sandbox, key, rotated["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_generic_refresh_tokens_stay_valid_and_are_not_reissued(sandbox: Sandbox, key: RSAKey) -> None:
+    verifier, challenge = pkce_pair()
+    first = _exchange(sandbox, key, _code(sandbox, challenge), verifier).json()
+    for _ in range(2):
+        again = _refresh(sandbox, key, first["refresh_token"])
+        assert again.status_code == 200, again.text
+        # RFC 6749 §6: no new refresh token means the client keeps using the one it has.
+        assert "refresh_token" not in again.json()
+        assert sandbox.get("Patient", again.json()["access_token"]).status_code == 200
 
 
 def test_refresh_cannot_widen_scope(sandbox: Sandbox, key: RSAKey) -> None:

@@ -26,6 +26,7 @@ from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.runtime import Hub
 from vitalbridge.sandbox.app import create_sandbox_app
 from vitalbridge.sandbox.config import SandboxConfig
+from vitalbridge.sandbox.profile import Profile
 from vitalbridge.servers import ServerThread
 from vitalbridge.smart import keys
 from vitalbridge.smart.launch import launch_scopes
@@ -36,6 +37,8 @@ from vitalbridge.tenancy.schemas import PracticeIn
 CLIENT_ID = "vitalbridge-hub"
 BACKEND_SCOPES = ["system/Patient.read", "system/Observation.read", "system/Observation.write"]
 SANDBOX_DEFAULTS: dict[str, Any] = {
+    # Textbook SMART; tests that meet eCW's behaviours switch them on (PUT /_sandbox/behaviour).
+    "profile": Profile.generic,
     "practices": (PRACTICE, "PRAC2"),
     "patients_per_practice": 30,
     "rate_limit_per_minute": 100_000,

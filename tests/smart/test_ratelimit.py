@@ -106,6 +106,26 @@ def test_slow_down_blocks_until_retry_after_and_halves_the_pace(hub: Hub) -> Non
     assert rl.try_acquire(c) == 0.0
 
 
+def test_a_429_without_retry_after_switches_the_practice_to_per_minute_pacing(hub: Hub) -> None:
+    """eCW's minute window: held to the next minute, then at most the limit per wall-clock minute,
+    nothing in the first or last second of a minute, and no halving (the model is exact)."""
+    t = FakeTime(start=1_800_000_000.0 + 20.0)  # 20 s into a minute (1_800_000_000 is a whole minute)
+    rl = limiter(hub, t)
+    c = conn(per_minute=5)
+    assert rl.try_acquire(c) == 0.0
+    rl.slow_down(c.id, 1.0, minute_window=True)
+    assert rl.try_acquire(c) == pytest.approx(41.0)  # to the next minute, plus the 1 s guard
+    t.now += 41.0
+    assert [rl.try_acquire(c) for _ in range(5)] == [0.0] * 5  # the whole minute's budget
+    assert rl.try_acquire(c) == pytest.approx(60.0)  # spent: wait for the next minute (+1 s)
+    t.now += 58.5  # the last second of the minute: tokens are back only after the boundary
+    assert rl.try_acquire(c) == pytest.approx(1.5)
+    t.now += 1.5
+    assert [rl.try_acquire(c) for _ in range(4)] == [0.0] * 4
+    t.now += 58.2  # 59.2 s into the minute: one call left, but the last second is off limits
+    assert rl.try_acquire(c) == pytest.approx(1.8)
+
+
 def test_buckets_are_shared_by_two_hubs_on_one_database(settings: Settings) -> None:
     t = FakeTime()
     first, second = build_hub(settings), build_hub(settings)

@@ -59,6 +59,8 @@ def grant_row(env: SmartEnv) -> EhrToken:
 
 def test_full_standalone_flow(smart_env: SmartEnv) -> None:
     env = smart_env
+    # eCW's single-use (rotating) refresh tokens, so the flow below sees rotation.
+    assert env.sandbox.http.put("/_sandbox/behaviour", json={"single_use_refresh": True}).status_code == 200
     started = start(env)
     assert started.status_code == 200, started.text
     body = started.json()

@@ -18,17 +18,26 @@ def demo(
     practice: Annotated[str, typer.Option(help="Practice code in the sandbox.")] = "JAFJCD",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every reading to settle.")] = 600.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    profile: Annotated[
+        str, typer.Option(help="Profile of the sandbox the demo starts: ecw or generic (docs/sandbox.md).")
+    ] = "ecw",
 ) -> None:
     """Send N mixed readings, wait until each is delivered or dead, and check the EHR holds every
     Observation exactly once. Exits 1 on any loss or duplicate."""
     from vitalbridge.demo.drive import send_readings, verify, wait_settled
     from vitalbridge.demo.environment import demo_environment
+    from vitalbridge.sandbox.profile import Profile
+
+    if profile not in {p.value for p in Profile}:
+        raise typer.BadParameter("use ecw or generic", param_hint="--profile")
 
     def progress(counts: dict[str, int]) -> None:
         shown = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
         print(f"demo: {shown}", file=sys.stderr, flush=True)
 
-    with demo_environment(sandbox_url=sandbox, practice_code=practice, fault_rate=fault_rate) as env:
+    with demo_environment(
+        sandbox_url=sandbox, practice_code=practice, fault_rate=fault_rate, profile=Profile(profile)
+    ) as env:
         print(f"demo: sending {readings} readings to {env.hub_url}", file=sys.stderr, flush=True)
         sent = send_readings(env, readings)
         counts = wait_settled(env, timeout, progress)

@@ -39,12 +39,15 @@ from vitalbridge.delivery.transitions import (
     mark_delivered,
     mark_retry,
 )
+from vitalbridge.ehr import call_meter
 from vitalbridge.ehr.client import ehr_client
 from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.errors import (
     ConfigurationError,
     EhrAuthError,
+    EhrDataRejected,
     EhrForbidden,
+    EhrPracticeSetup,
     EhrRateLimited,
     RateLimited,
     UpstreamError,
@@ -88,6 +91,20 @@ def deliver(
     if loaded is None:
         return SKIPPED
     entry, conn = loaded
+    with call_meter.metering() as calls:
+        outcome = _attempt(hub, entry, conn, owner, sleep)
+    # eCW's 250/min includes token calls and the searches that stand in for conditional create.
+    metrics.ehr_calls(entry.practice_id, calls, delivered=outcome.status == "delivered")
+    return outcome
+
+
+def _attempt(
+    hub: Hub,
+    entry: OutboxSnapshot,
+    conn: PracticeConnection | None,
+    owner: str,
+    sleep: Callable[[float], None],
+) -> Outcome:
     policy = RetryPolicy.from_settings(hub.settings)
     pause = sleep
     try:
@@ -121,7 +138,11 @@ def _send_fhir(
 
     def attempt(look_first: bool) -> Attempted:
         conditional = caps.conditional_create(client, conn, entry.id)
-        if look_first or not conditional:
+        # Only a send that may already have happened needs a search: a retry after an ambiguous
+        # failure, or a row claimed before. A first send of a fresh row cannot have been stored,
+        # so it goes straight to create, even without conditional create (eCW): a search there
+        # would double the calls per Observation against the practice's 250/min.
+        if look_first:
             try:
                 found = fhir_send.find(client, conn, entry.idempotency_key, entry.id)
             except EhrForbidden:
@@ -203,7 +224,11 @@ def _failed(hub: Hub, entry: OutboxSnapshot, owner: str, exc: BaseException, pol
         return _count(entry, "dead", changed)
     if rule.action is Action.dead:
         reason = (
-            DeadReason.auth_failed
+            DeadReason.practice_setup
+            if isinstance(exc, EhrPracticeSetup)
+            else DeadReason.invalid_data
+            if isinstance(exc, EhrDataRejected)
+            else DeadReason.auth_failed
             if isinstance(exc, EhrAuthError)
             else DeadReason.hl7_rejected
             if isinstance(exc, Hl7Nak)

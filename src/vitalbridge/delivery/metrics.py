@@ -11,10 +11,12 @@ them with ``PROMETHEUS_MULTIPROC_DIR`` set (prometheus-client's multi-process mo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections import Counter as Tally
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -39,6 +41,34 @@ RATE_LIMITED = Counter(
     "Deliveries put back because the EHR or the hub's bucket was rate limiting.",
     ["practice_id"],
 )
+
+
+EHR_CALLS = Counter(
+    "vitalbridge_delivery_ehr_calls_total",
+    "EHR calls made by delivery attempts, by practice and kind (token, search, create, capabilities, read).",
+    ["practice_id", "kind"],
+)
+CALLS_PER_OBSERVATION = Gauge(
+    "vitalbridge_delivery_ehr_calls_per_observation",
+    "EHR calls (token, search, create, capabilities…) per delivered Observation since this process started; "
+    "failed and retried attempts count too.",
+    ["practice_id"],
+)
+_tally_lock = threading.Lock()
+_calls: Tally[str] = Tally()
+_delivered: Tally[str] = Tally()
+
+
+def ehr_calls(practice_id: str | None, calls: Mapping[str, int], *, delivered: bool) -> None:
+    """Record what one delivery attempt cost in EHR calls, and update calls per Observation."""
+    practice = practice_id or ""
+    for kind, n in calls.items():
+        EHR_CALLS.labels(practice, kind).inc(n)
+    with _tally_lock:
+        _calls[practice] += sum(calls.values())
+        _delivered[practice] += 1 if delivered else 0
+        if _delivered[practice]:
+            CALLS_PER_OBSERVATION.labels(practice).set(_calls[practice] / _delivered[practice])
 
 
 def status_class(status: int | None) -> str:

@@ -8,7 +8,9 @@ A failure is classified by its exception TYPE from the error tree, never by its 
     EhrAuthUnavailable (token endpoint down)    retry         no
     Hl7TransportError / CommitError / BadAck    retry         yes        same control id on resend
     EhrNotFound (404/410)                       relink        no         patient unknown or merged
-    EhrSubjectRefused (400/422 at .subject)     relink        no         the EHR refuses the subject (merged)
+    EhrSubjectRefused (400/422 at .subject)     relink        no         the EHR refuses the subject (merged; eCW 100)
+    EhrPracticeSetup (eCW 308)                  dead          no         practice_setup: the practice admin must act
+    EhrDataRejected (eCW 611/612/613/102/614)   dead          no         invalid_data: fix the mapping or reading
     EhrAuthError (401 after a fresh token)      dead          no
     EhrForbidden / EhrInvalid / EhrRejected     dead          no         403, 400/422, 409/412 …: OperationOutcome kept
     Hl7Nak (AE/AR)                              dead          no

@@ -35,6 +35,8 @@ class DeadReason(enum.StrEnum):
     hl7_rejected = "hl7_rejected"  # the HL7 receiver answered AE/AR
     configuration = "configuration"  # the practice cannot be delivered to as configured
     duplicate_risk = "duplicate_risk"  # the EHR can be neither searched nor conditionally created
+    practice_setup = "practice_setup"  # the EHR practice must change a setting (eCW 308): see last_error
+    invalid_data = "invalid_data"  # the EHR refused this content by code (eCW 611/612/613…): see last_error
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from vitalbridge.delivery.models import OutboxEntry, OutboxStatus
 from vitalbridge.demo.environment import DemoEnv
 from vitalbridge.devices.simulator import make_record, post_webhook
+from vitalbridge.sandbox.stats import calls_per_observation
 
 SETTLED = (OutboxStatus.delivered, OutboxStatus.dead)
 
@@ -37,6 +38,10 @@ class Summary:
     duplicates: int
     latency_p50_s: float | None
     latency_p95_s: float | None
+    # What the EHR saw (sandbox stats): the profile, calls by kind and calls per stored Observation.
+    profile: str | None = None
+    ehr_calls: dict[str, int] | None = None
+    calls_per_observation: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -121,6 +126,8 @@ def verify(env: DemoEnv, sent: int, counts: dict[str, int]) -> Summary:
     assert env.sandbox_http is not None
     resp = env.sandbox_http.get("/_sandbox/observations", params={"practice": env.practice_code})
     resp.raise_for_status()
+    cost = calls_per_observation(env.sandbox_http.get("/_sandbox/stats").raise_for_status().json())
+    profile = env.sandbox_http.get("/_sandbox/behaviour").raise_for_status().json()["profile"]
     stored: collections.Counter[str] = collections.Counter()
     for item in resp.json()["observations"]:
         for ident in item["resource"].get("identifier") or []:
@@ -137,4 +144,7 @@ def verify(env: DemoEnv, sent: int, counts: dict[str, int]) -> Summary:
         duplicates=sum(n - 1 for n in stored.values()),
         latency_p50_s=_percentile(latencies, 0.50),
         latency_p95_s=_percentile(latencies, 0.95),
+        profile=str(profile),
+        ehr_calls=cost["ehr_calls"],
+        calls_per_observation=cost["calls_per_observation"],
     )

@@ -29,6 +29,7 @@ from vitalbridge.patients.models import Patient
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.sandbox.app import create_sandbox_app
 from vitalbridge.sandbox.config import SandboxConfig
+from vitalbridge.sandbox.profile import Profile
 from vitalbridge.servers import ServerThread
 from vitalbridge.settings import load_settings
 from vitalbridge.tenancy import service
@@ -116,6 +117,7 @@ def demo_environment(
     settings_overrides: dict[str, Any] | None = None,
     sandbox_rate_per_minute: int = OWN_SANDBOX_RATE,
     practice_rate_per_minute: int | None = None,
+    profile: Profile = Profile.ecw,
 ) -> Iterator[DemoEnv]:
     with ExitStack() as stack:
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vitalbridge-demo-")))
@@ -124,7 +126,10 @@ def demo_environment(
         own = sandbox_url is None
         if sandbox_url is None:
             config = SandboxConfig(
-                practices=(practice_code,), patients_per_practice=20, rate_limit_per_minute=sandbox_rate_per_minute
+                practices=(practice_code,),
+                patients_per_practice=20,
+                rate_limit_per_minute=sandbox_rate_per_minute,
+                profile=profile,
             )
             sandbox_url = stack.enter_context(ServerThread(create_sandbox_app(config)))
         http = stack.enter_context(httpx.Client(base_url=sandbox_url.rstrip("/"), timeout=30))

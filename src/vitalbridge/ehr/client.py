@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from vitalbridge import audit
-from vitalbridge.ehr import logfilter, metrics
+from vitalbridge.ehr import call_meter, logfilter, metrics
 from vitalbridge.ehr.calls import CallTarget, EhrResponse, Interaction, describe
 from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.ehr.failures import refusal, response_json, transport_error
@@ -205,10 +205,13 @@ class EhrClient:
             finally:
                 resp.close()
 
-    def slow_down(self, practice: Practice | PracticeConnection | str, retry_after: float) -> None:
-        """Hold off the practice for ``retry_after`` seconds and halve its pace (after a 429)."""
+    def slow_down(
+        self, practice: Practice | PracticeConnection | str, retry_after: float, *, minute_window: bool = False
+    ) -> None:
+        """Hold off the practice for ``retry_after`` seconds and halve its pace (after a 429), or
+        with ``minute_window`` until the next minute and pace it per minute from then on."""
         practice_id = practice if isinstance(practice, str) else PracticeConnection.of(practice).id
-        self.smart.limiter.slow_down(practice_id, retry_after)
+        self.smart.limiter.slow_down(practice_id, retry_after, minute_window=minute_window)
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -275,7 +278,7 @@ class EhrClient:
     ) -> UpstreamError | EhrRateLimited:
         error = refusal(conn, method, target, resp, granted_scope=token.scope)
         if isinstance(error, EhrRateLimited):
-            self.slow_down(conn.id, error.retry_after)
+            self.slow_down(conn.id, error.retry_after, minute_window=error.minute_window)
         elif isinstance(error, EhrAuthError):
             # A freshly issued token refused too: drop it so the next call starts clean.
             self._invalidate(conn, grant, scopes, token)
@@ -309,6 +312,7 @@ class EhrClient:
             ids.append(created_id)
         outcome = audit.Outcome.success if error is None else audit.Outcome.failure
         metrics.EHR_REQUESTS.labels(target.interaction.value, metrics.result_of(status)).inc()
+        call_meter.count(target.interaction.value)
         metrics.EHR_LATENCY.labels(target.interaction.value).observe(latency_ms / 1000)
         if status == 429:
             metrics.RATE_LIMITED.labels("ehr").inc()

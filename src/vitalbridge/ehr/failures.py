@@ -1,9 +1,10 @@
 """Which error from the tree an EHR answer or a network failure becomes (SPEC §7).
 
 Decided by status code and exception type only, never by parsing messages (STYLE 6):
-5xx, 408, timeouts and connection failures are transient; 429 carries ``Retry-After``; 401 after
-a fresh token, 403, 404/410, 400/422 and other 4xx are permanent, with the EHR's
-OperationOutcome text kept in ``diagnostics`` (shown to API callers, never put in ``str()``).
+5xx, 408, timeouts and connection failures are transient; 429 carries ``Retry-After`` (or, without
+it, waits for the next minute); 401 after a fresh token, 403, 404/410, 400/422 and other 4xx are
+permanent, with the EHR's OperationOutcome text kept in ``diagnostics`` (shown to API callers,
+never put in ``str()``). An eCW numeric error body is classified by its code (``ecw_codes``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import httpx
 
 from vitalbridge.ehr.calls import CallTarget
 from vitalbridge.ehr.connection import PracticeConnection
-from vitalbridge.ehr.headers import parse_retry_after
+from vitalbridge.ehr.ecw_codes import CODES, EcwClass, ecw_error
+from vitalbridge.ehr.headers import rate_limit_wait
 from vitalbridge.ehr.outcome import bearer_error, outcome_text
 from vitalbridge.errors import (
     EhrAuthError,
+    EhrDataRejected,
     EhrForbidden,
     EhrInvalid,
     EhrNotFound,
+    EhrPracticeSetup,
     EhrRateLimited,
     EhrRejected,
     EhrSubjectRefused,
@@ -60,10 +64,11 @@ def refusal(
     what = f"{method.upper()} {target.resource_type or target.interaction.value}"
     diagnostics = outcome_text(response_json(resp))
     if status == 429:
-        retry_after = parse_retry_after(resp.headers.get("retry-after"))
+        retry_after, minute_window = rate_limit_wait(resp.headers.get("retry-after"))
         return EhrRateLimited(
             f"the EHR of practice {conn.practice_code} is rate limiting ({what}: 429); retry in {retry_after:.0f} s",
             retry_after=retry_after,
+            minute_window=minute_window,
         )
     if status == 401:
         code = bearer_error(resp.headers.get("www-authenticate")) or "invalid_token"
@@ -74,6 +79,11 @@ def refusal(
             diagnostics=diagnostics,
             oauth_error=code,
         )
+    coded = ecw_error(response_json(resp)) if status >= 400 else None
+    if coded is not None:
+        known = _ecw_refusal(conn, what, status, *coded)
+        if known is not None:
+            return known
     if status >= 500 or status == 408:
         return EhrUnavailable(
             f"the EHR of practice {conn.practice_code} failed ({what}: HTTP {status}); try again later",
@@ -110,6 +120,30 @@ def refusal(
         status_code=status,
         diagnostics=diagnostics,
     )
+
+
+def _ecw_refusal(conn: PracticeConnection, what: str, status: int, code: int, key: str) -> UpstreamError | None:
+    """The error for an eCW numeric code, or None (unknown code: the HTTP status decides)."""
+    known = CODES.get(code)
+    diagnostics = f"eCW {code} {key}"
+    if known is None:
+        # A body that merely repeats the HTTP status (a web framework's error page) is not eCW's.
+        if status >= 500 or code == status:
+            return None
+        return EhrRejected(
+            f"the EHR of practice {conn.practice_code} refused {what} with eCW code {code}, which the hub does not "
+            "know: look it up in eCW's Error Code Reference Guide",
+            status_code=status,
+            diagnostics=diagnostics,
+        )
+    prefix = f"the EHR of practice {conn.practice_code} refused {what} (eCW {code} {known.key})"
+    if known.kind is EcwClass.patient:
+        return EhrSubjectRefused(f"{prefix}; {known.action}", status_code=status, diagnostics=diagnostics)
+    if known.kind is EcwClass.practice_setup:
+        return EhrPracticeSetup(
+            f"{known.action} ({prefix})", status_code=status, diagnostics=diagnostics, ehr_code=code
+        )
+    return EhrDataRejected(f"{prefix}: {known.action}", status_code=status, diagnostics=diagnostics, ehr_code=code)
 
 
 def transport_error(conn: PracticeConnection, method: str, target: CallTarget, exc: Exception) -> EhrUnavailable:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, String
+from sqlalchemy import Boolean, Float, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vitalbridge.db.base import Base
@@ -24,3 +24,6 @@ class RateBucket(Base):
     blocked_until: Mapped[float] = mapped_column(Float, default=0.0)
     # Below 1 after 429s: the practice is paced slower, recovering gradually.
     slow_factor: Mapped[float] = mapped_column(Float, default=1.0)
+    # The EHR counts calls per wall-clock minute (eCW: a 429 without Retry-After, blocking until
+    # the minute resets): ``tokens`` is then what is left of the current minute, not a bucket.
+    minute_window: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

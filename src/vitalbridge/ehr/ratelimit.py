@@ -24,6 +24,7 @@ practice is blocked until ``Retry-After`` and its rate halved, recovering over a
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vitalbridge.db.locking import get_or_create_locked
 from vitalbridge.ehr.connection import PracticeConnection
+from vitalbridge.ehr.headers import WINDOW_GUARD_S, WINDOW_S, next_window_start
 from vitalbridge.ehr.metrics import RATE_LIMITED
 from vitalbridge.ehr.models import RateBucket
 from vitalbridge.errors import RateLimited
@@ -60,6 +62,11 @@ class BucketSpec:
 
 def refill(bucket: RateBucket, spec: BucketSpec, now: float) -> None:
     """Advance a bucket to ``now``: recover the slow factor, add tokens, never past capacity."""
+    if bucket.minute_window:
+        if now >= bucket.updated_at and math.floor(now / WINDOW_S) != math.floor(bucket.updated_at / WINDOW_S):
+            bucket.tokens = spec.capacity
+        bucket.updated_at = max(bucket.updated_at, now)
+        return
     elapsed = max(0.0, now - bucket.updated_at)
     bucket.slow_factor = min(1.0, bucket.slow_factor + elapsed * RECOVERY_PER_S)
     # No tokens accrue while the EHR has told us to hold off.
@@ -75,6 +82,13 @@ def wait_for(bucket: RateBucket, spec: BucketSpec, now: float) -> float:
     """Seconds until ``bucket`` (already refilled) can give one token; 0 if it can now."""
     if bucket.blocked_until > now:
         return bucket.blocked_until - now
+    if bucket.minute_window:
+        offset = now % WINDOW_S
+        if offset < WINDOW_GUARD_S:
+            return WINDOW_GUARD_S - offset
+        if bucket.tokens < 1.0 or offset >= WINDOW_S - WINDOW_GUARD_S:
+            return next_window_start(now) - now
+        return 0.0
     if bucket.tokens >= 1.0:
         return 0.0
     # A new bucket earns nothing before its start delay has passed.
@@ -121,6 +135,7 @@ class RateLimiter:
                 updated_at=now + spec.start_delay_s,
                 blocked_until=0.0,
                 slow_factor=1.0,
+                minute_window=False,
             ),
         )
 
@@ -155,18 +170,31 @@ class RateLimiter:
             self._sleep(wait)
             waited += wait
 
-    def slow_down(self, practice_id: str, retry_after: float) -> None:
-        """The EHR said 429: nobody calls it before ``retry_after`` and the pace halves."""
+    def slow_down(self, practice_id: str, retry_after: float, *, minute_window: bool = False) -> None:
+        """The EHR said 429: nobody calls it before ``retry_after`` and the pace halves.
+
+        ``minute_window`` (a 429 without Retry-After): nobody calls it before the next minute, and
+        from then on the practice is paced per wall-clock minute (no halving: the model is exact).
+        """
         with self._sessions() as session, session.begin():
             now = self._clock()
             bucket = get_or_create_locked(
                 session,
                 select(RateBucket).where(RateBucket.key == practice_key(practice_id)),
                 lambda: RateBucket(
-                    key=practice_key(practice_id), tokens=0.0, updated_at=now, blocked_until=0.0, slow_factor=1.0
+                    key=practice_key(practice_id),
+                    tokens=0.0,
+                    updated_at=now,
+                    blocked_until=0.0,
+                    slow_factor=1.0,
+                    minute_window=False,
                 ),
             )
             bucket.tokens = 0.0
             bucket.updated_at = max(bucket.updated_at, now)
+            if minute_window:
+                bucket.minute_window = True
+                bucket.blocked_until = max(bucket.blocked_until, next_window_start(now))
+                return
             bucket.blocked_until = max(bucket.blocked_until, now + max(0.0, retry_after))
             bucket.slow_factor = max(MIN_SLOW_FACTOR, bucket.slow_factor * 0.5)

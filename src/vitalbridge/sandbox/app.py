@@ -30,6 +30,7 @@ from vitalbridge.sandbox import control, persistence
 from vitalbridge.sandbox.config import SandboxConfig
 from vitalbridge.sandbox.errors import FhirError, OAuthError
 from vitalbridge.sandbox.fhir import bulk, capability, observations, patients
+from vitalbridge.sandbox.fhir.ecw_errors import EcwError, ecw_error_handler
 from vitalbridge.sandbox.middleware import FaultMiddleware, RateLimitMiddleware, practice_of
 from vitalbridge.sandbox.oauth import authorize, discovery, revoke, token
 from vitalbridge.sandbox.responses import fhir_error_handler, oauth_error_handler, outcome_response
@@ -65,6 +66,7 @@ def create_sandbox_app(config: SandboxConfig) -> FastAPI:
     app.state.sandbox = state
     app.add_exception_handler(OAuthError, oauth_error_handler)
     app.add_exception_handler(FhirError, fhir_error_handler)
+    app.add_exception_handler(EcwError, ecw_error_handler)
     app.add_exception_handler(HTTPException, _routing_error)
     app.add_exception_handler(Exception, _unexpected)
 

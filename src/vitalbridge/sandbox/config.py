@@ -5,12 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vitalbridge.sandbox.profile import Profile
+
 DEFAULT_PRACTICES = ("JAFJCD",)
 
 
 @dataclass(frozen=True)
 class SandboxConfig:
     practices: tuple[str, ...] = DEFAULT_PRACTICES
+    # ecw: behave like eClinicalWorks (SPEC §11); generic: a strict textbook SMART server.
+    # The switches of a profile can be changed one by one at run time (PUT /_sandbox/behaviour).
+    profile: Profile = Profile.ecw
     patients_per_practice: int = 1000
     seed: int = 7
     # eCW issues 60-minute tokens; tests shorten this to watch renewal happen.

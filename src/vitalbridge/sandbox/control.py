@@ -1,5 +1,5 @@
-"""The control API under ``/_sandbox`` (SPEC §11): register clients, switch faults, merge
-patients, inspect what was stored and counted, reset.
+"""The control API under ``/_sandbox`` (SPEC §11): register clients, switch faults and
+behaviours (profiles), merge patients, inspect what was stored and counted, reset.
 
 SANDBOX ONLY. It has no authentication by design — it exists for tests and demos — and nothing
 like it exists on eCW. Never expose a sandbox's port beyond the machine or test network.
@@ -18,6 +18,7 @@ from vitalbridge.sandbox.faults import FaultPlanIn
 from vitalbridge.sandbox.fhir.merges import MergeIn
 from vitalbridge.sandbox.fhir.patients import patient_resource
 from vitalbridge.sandbox.oauth.clients import ClientIn
+from vitalbridge.sandbox.profile import BehaviourIn, apply
 from vitalbridge.sandbox.state import sandbox_state
 
 router = APIRouter(prefix="/_sandbox", tags=["sandbox control (no auth, sandbox only)"])
@@ -80,6 +81,24 @@ async def delete_faults(request: Request, practice: str | None = Query(default=N
     return {"faults": [p.model_dump() for p in state.faults.plans()]}
 
 
+@router.get("/behaviour")
+async def get_behaviour(request: Request) -> dict[str, Any]:
+    """The profile and every switch in force (docs/sandbox.md, "profiles")."""
+    return sandbox_state(request).behaviour.model_dump(mode="json")
+
+
+@router.put("/behaviour")
+async def put_behaviour(request: Request, body: BehaviourIn) -> Response:
+    """Switch profile and/or single behaviours; switches not given keep their value (or the
+    given profile's default when ``profile`` is set)."""
+    state = sandbox_state(request)
+    unknown = [p for p in body.writeback_user_missing or [] if p not in state.patients]
+    if unknown:
+        return _problem(422, f"unknown practice(s) {', '.join(unknown)}")
+    state.set_behaviour(apply(state.behaviour, body))
+    return JSONResponse(state.behaviour.model_dump(mode="json"))
+
+
 @router.get("/observations")
 async def stored_observations(request: Request, practice: str | None = Query(default=None)) -> dict[str, Any]:
     """Everything stored, in creation order, for verification."""
@@ -138,7 +157,8 @@ class ResetIn(BaseModel):
 
 @router.post("/reset")
 async def reset(request: Request, body: ResetIn | None = Body(default=None)) -> dict[str, Any]:
-    """Clear observations, tokens, grants, merges, exports, faults, stats and rate-limit buckets.
+    """Clear observations, tokens, grants, merges, exports, faults, stats and rate-limit buckets,
+    and put the behaviour switches back to the start-up profile's.
 
     Registered clients stay (they are configuration) unless the body says ``{"clients": true}``.
     """

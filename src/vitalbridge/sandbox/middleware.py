@@ -35,6 +35,20 @@ def practice_of(path: str) -> str | None:
     return match[1] if match else None
 
 
+def kind_of(method: str, path: str) -> str:
+    """What a FHIR request does, for ``fhir_requests_by_kind`` (calls per Observation)."""
+    segments = [s for s in path.split("/")[4:] if s]  # after /fhir/r4/{practice}
+    if segments == ["metadata"]:
+        return "capabilities"
+    if method == "POST" and len(segments) == 1:
+        return "create"
+    if method == "GET" and len(segments) == 1:
+        return "search"
+    if method == "GET" and len(segments) == 2 and not segments[1].startswith("$"):
+        return "read"
+    return "other"
+
+
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, state: SandboxState) -> None:
         self.app = app
@@ -46,6 +60,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         self.state.stats.count("fhir_requests_by_practice", practice)
+        self.state.stats.count("fhir_requests_by_kind", kind_of(scope["method"], scope["path"]))
         wait = self.state.limiter.acquire([practice])
         if wait is None:
             await self.app(scope, receive, send)
@@ -55,8 +70,8 @@ class RateLimitMiddleware:
         response = outcome_response(
             429,
             "throttled",
-            f"rate limit of {limit} requests/minute reached for practice {practice}; retry after {wait} s",
-            {"Retry-After": str(wait)},
+            f"rate limit of {limit} requests/minute reached for practice {practice}",
+            self.state.retry_after(wait),
         )
         await response(scope, receive, send)
 

@@ -20,6 +20,7 @@ from vitalbridge.sandbox.fhir.store import ObservationStore
 from vitalbridge.sandbox.oauth.clients import ClientRegistry
 from vitalbridge.sandbox.oauth.jwks import JwksCache
 from vitalbridge.sandbox.oauth.tokens import TokenStore
+from vitalbridge.sandbox.profile import Behaviour, profile_defaults
 from vitalbridge.sandbox.ratelimit import RateLimiter
 from vitalbridge.sandbox.stats import Stats
 from vitalbridge.sandbox.synthetic import SyntheticPatients
@@ -42,6 +43,7 @@ class SandboxState:
     stats: Stats = field(default_factory=Stats)
     patients: dict[str, SyntheticPatients] = field(default_factory=dict)
     limiter: RateLimiter = field(init=False)
+    behaviour: Behaviour = field(init=False)
     jwks: JwksCache = field(init=False)
 
     def __post_init__(self) -> None:
@@ -50,6 +52,19 @@ class SandboxState:
         self.jwks = JwksCache(cfg.jwks_cache_s, cfg.jwks_fetch_timeout_s)
         self.patients = {p: SyntheticPatients(cfg.seed, p, cfg.patients_per_practice) for p in cfg.practices}
         self.client_changes = 0
+        self.set_behaviour(profile_defaults(cfg.profile))
+
+    def set_behaviour(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        self.limiter.minute_window = behaviour.rate_limit_window == "minute"
+
+    def retry_after(self, wait: int) -> dict[str, str]:
+        """The ``Retry-After`` header of a rate-limit refusal, if this profile sends one."""
+        return {"Retry-After": str(wait)} if self.behaviour.retry_after_on_429 else {}
+
+    def backend_token_lifetime_s(self) -> int:
+        lifetime = self.behaviour.backend_token_lifetime_s
+        return self.config.token_lifetime_s if lifetime is None else lifetime
 
     def patients_of(self, practice: str) -> SyntheticPatients:
         patients = self.patients.get(practice)
@@ -67,6 +82,7 @@ class SandboxState:
         self.stats.reset()
         self.limiter.reset()
         self.jwks.forget()
+        self.set_behaviour(profile_defaults(self.config.profile))
         if clients:
             self.clients.clear()
             self.client_changes += 1

@@ -61,7 +61,7 @@ class BackendTokens:
             )
         except EhrRateLimited as exc:
             # The token endpoint shares the practice's budget: hold the whole practice back.
-            self._limiter.slow_down(conn.id, exc.retry_after)
+            self._limiter.slow_down(conn.id, exc.retry_after, minute_window=exc.minute_window)
             raise
 
     def token(

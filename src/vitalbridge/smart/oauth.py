@@ -17,7 +17,8 @@ from urllib.parse import quote_plus
 
 import httpx
 
-from vitalbridge.ehr.headers import parse_retry_after
+from vitalbridge.ehr import call_meter
+from vitalbridge.ehr.headers import rate_limit_wait
 from vitalbridge.errors import EhrAuthError, EhrAuthUnavailable, EhrRateLimited
 from vitalbridge.tenancy.models import AuthMethod
 
@@ -140,6 +141,8 @@ def post_token(
     """One token request. Raises ``EhrAuthError`` (refused), ``EhrAuthUnavailable`` (network or
     5xx) or ``EhrRateLimited`` (429)."""
     started = time.perf_counter()
+    # Counted whether or not it is answered: eCW counts every /token call in the 250/min.
+    call_meter.count("token")
     try:
         resp = http.post(
             ctx.token_url,
@@ -169,9 +172,12 @@ def post_token(
     except ValueError:
         body = None
     if resp.status_code == 429:
+        # eCW counts /token in the practice's 250/min and may send no Retry-After (minute window).
+        wait, minute_window = rate_limit_wait(resp.headers.get("retry-after"))
         raise EhrRateLimited(
             f"the token endpoint {ctx.token_url} is rate limiting this client",
-            retry_after=parse_retry_after(resp.headers.get("retry-after")),
+            retry_after=wait,
+            minute_window=minute_window,
         )
     if resp.status_code >= 500:
         raise EhrAuthUnavailable(

@@ -304,7 +304,7 @@ class StandaloneFlow:
         try:
             return post_token(self._http, form, auth, ctx, timeout=conn.request_timeout_s)
         except EhrRateLimited as exc:
-            self._limiter.slow_down(conn.id, exc.retry_after)
+            self._limiter.slow_down(conn.id, exc.retry_after, minute_window=exc.minute_window)
             raise
 
     def token(self, conn: PracticeConnection, *, force: bool = False) -> AccessToken:

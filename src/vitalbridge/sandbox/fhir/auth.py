@@ -41,6 +41,7 @@ def bearer(request: Request, state: SandboxState, practice: str) -> AccessToken:
         )
     token = state.tokens.active_access(raw.strip())
     if token is None:
+        state.stats.count("invalid_token_refusals")
         raise FhirError(
             401,
             "login",

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from vitalbridge.sandbox.profile import ConditionalCreate
 from vitalbridge.sandbox.responses import fhir_json
 from vitalbridge.sandbox.state import AUTHORIZE_PATH, FHIR_PREFIX, REVOKE_PATH, TOKEN_PATH, issuer, sandbox_state
 
@@ -21,7 +22,7 @@ def _param(name: str, kind: str, doc: str) -> dict[str, str]:
     return {"name": name, "type": kind, "documentation": doc}
 
 
-def capability_statement(origin: str, practice: str) -> dict[str, Any]:
+def capability_statement(origin: str, practice: str, *, conditional_create: bool = True) -> dict[str, Any]:
     base = f"{origin}{FHIR_PREFIX}/{practice}"
     oauth = {
         "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
@@ -82,7 +83,8 @@ def capability_statement(origin: str, practice: str) -> dict[str, Any]:
                             {"code": "vread"},
                             {"code": "search-type"},
                         ],
-                        "conditionalCreate": True,
+                        # eCW's statement does not advertise it (field notes Q5); clients must not assume it.
+                        "conditionalCreate": conditional_create,
                         "searchParam": [
                             _param("patient", "reference", "Patient id or Patient/id"),
                             _param("subject", "reference", "Patient/id"),
@@ -109,5 +111,7 @@ def capability_statement(origin: str, practice: str) -> dict[str, Any]:
 
 @router.get(FHIR_PREFIX + "/{practice}/metadata")
 async def metadata(practice: str, request: Request) -> Response:
-    sandbox_state(request).patients_of(practice)
-    return fhir_json(capability_statement(issuer(request), practice))
+    state = sandbox_state(request)
+    state.patients_of(practice)
+    honoured = state.behaviour.conditional_create is ConditionalCreate.honour
+    return fhir_json(capability_statement(issuer(request), practice, conditional_create=honoured))

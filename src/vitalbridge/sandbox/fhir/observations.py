@@ -6,6 +6,10 @@ resource. With ``If-None-Exist: identifier=system|value`` one match answers 200 
 existing resource (nothing created) and several answer 412. Invalid resources answer 422 with an
 OperationOutcome naming each failing element; a subject that was merged away is refused with
 an issue saying which patient replaced it.
+
+The profile decides three things (``profile.py``): whether If-None-Exist is honoured, ignored
+(eCW does not support conditional create) or refused; whether refusals are OperationOutcomes or
+eCW's numeric codes (``ecw_errors.py``); and which practices have no write-back user (eCW 308).
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from starlette.responses import Response
 
 from vitalbridge.sandbox.errors import FhirError, Issue, bad_request, forbidden, not_found, unprocessable
 from vitalbridge.sandbox.fhir.auth import require
+from vitalbridge.sandbox.fhir.ecw_errors import EcwCode, EcwError, from_issues
 from vitalbridge.sandbox.fhir.merges import MergeMode
 from vitalbridge.sandbox.fhir.search import Query, parse_query, searchset, split_token
 from vitalbridge.sandbox.fhir.validation import validate_observation
 from vitalbridge.sandbox.oauth.scopes import Interaction
+from vitalbridge.sandbox.profile import ConditionalCreate
 from vitalbridge.sandbox.responses import fhir_json
 from vitalbridge.sandbox.state import FHIR_PREFIX, SandboxState, fhir_base, sandbox_state
 
@@ -97,12 +103,22 @@ async def create_observation(practice: str, request: Request) -> Response:
         reference = (body.get("subject") or {}).get("reference") if isinstance(body.get("subject"), dict) else None
         if reference != f"Patient/{access.patient_only}":
             raise forbidden("a patient/ scope allows writing only for the launch patient")
+    behaviour = state.behaviour
+    if practice in behaviour.writeback_user_missing:
+        if behaviour.ecw_error_codes:
+            raise EcwError(EcwCode.DEFAULT_WRITEBACK_USER_NOT_CONFIGURED)
+        raise forbidden(f"practice {practice} has no default write-back user configured")
     body.pop("id", None)  # the server assigns ids on create (FHIR R4 §3.1.0.8)
     issues = validate_observation(body, _subject_checker(state, practice, base))
     if issues:
-        raise unprocessable(issues)
+        raise from_issues(issues) if behaviour.ecw_error_codes else unprocessable(issues)
 
     condition = request.headers.get("if-none-exist")
+    if condition is not None and behaviour.conditional_create is ConditionalCreate.refuse:
+        raise FhirError(400, "not-supported", "conditional create (If-None-Exist) is not supported by this server")
+    if behaviour.conditional_create is ConditionalCreate.ignore:
+        # A server without conditional create does not look at the header: this POST creates.
+        condition = None
     with state.observations.lock:  # search and create as one step: no duplicate under concurrency
         if condition is not None:
             matches = _conditional_matches(state, practice, condition)

@@ -86,9 +86,9 @@ def _authorization_request(request: Request, params: Mapping[str, str]) -> Respo
     if wait is not None:
         state.stats.count("rate_limited_by_practice", pending.practice)
         return oauth_json(
-            {"error": "temporarily_unavailable", "error_description": f"rate limit reached; retry after {wait} s"},
+            {"error": "temporarily_unavailable", "error_description": "rate limit reached"},
             429,
-            {"Retry-After": str(wait)},
+            state.retry_after(wait),
         )
     if params.get("sandbox_auto_approve") == "1":
         return _approve(state, pending)

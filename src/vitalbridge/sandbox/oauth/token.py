@@ -3,8 +3,11 @@ Services; SPEC §3).
 
 Grants: ``client_credentials`` (system/ scopes only, confidential clients), ``authorization_code``
 (PKCE S256 verified, redirect_uri and client bound to the code) and ``refresh_token`` (rotated
-on every use). The request is counted against the practices it concerns before the client is
-verified, because eCW counts every token call against the practice's 250/min budget.
+on every use when the profile's ``single_use_refresh`` is on, as eCW does; otherwise the same
+refresh token stays valid and none is returned, RFC 6749 §6). Backend-services tokens last the
+profile's ``backend_token_lifetime_s`` (300 s on eCW). The request is counted against the
+practices it concerns before the client is verified, because eCW counts every token call against
+the practice's 250/min budget.
 """
 
 from __future__ import annotations
@@ -114,9 +117,8 @@ async def _token(request: Request, state: SandboxState) -> dict[str, Any]:
         for p in practices:
             state.stats.count("rate_limited_by_practice", p)
         raise TemporarilyUnavailable(
-            f"rate limit of {state.config.rate_limit_per_minute} calls/min reached for practice "
-            f"{', '.join(practices)}; retry after {wait} s",
-            headers={"Retry-After": str(wait)},
+            f"rate limit of {state.config.rate_limit_per_minute} calls/min reached for practice {', '.join(practices)}",
+            headers=state.retry_after(wait),
         )
     return await _grant(request, state, form, form.get("grant_type", ""))
 
@@ -193,7 +195,8 @@ def _refresh(state: SandboxState, form: Mapping[str, str], client: RegisteredCli
         if extra:
             raise InvalidScope(f"a refresh cannot widen the grant; not granted: {' '.join(extra)}")
         scopes = tuple(requested)
-    return _issue(state, client, frozenset({grant.practice}), scopes, grant=grant)
+    rotate = state.behaviour.single_use_refresh
+    return _issue(state, client, frozenset({grant.practice}), scopes, grant=grant, new_refresh=rotate)
 
 
 def _context(scope: str) -> Context | None:
@@ -219,8 +222,11 @@ def _issue(
     practices: frozenset[str],
     scopes: tuple[str, ...],
     grant: Grant | None = None,
+    *,
+    new_refresh: bool = True,
 ) -> dict[str, Any]:
-    lifetime = state.config.token_lifetime_s
+    # Backend-services tokens have their own lifetime: eCW issues them for 300 s only.
+    lifetime = state.backend_token_lifetime_s() if grant is None else state.config.token_lifetime_s
     access = AccessToken(
         client_id=client.client_id,
         practices=practices,
@@ -237,7 +243,7 @@ def _issue(
     }
     if grant is not None:
         # healow: public clients get no refresh token; confidential ones only when asked for.
-        if client.confidential and REFRESH_SCOPES.intersection(grant.scopes):
+        if new_refresh and client.confidential and REFRESH_SCOPES.intersection(grant.scopes):
             body["refresh_token"] = state.tokens.issue_refresh(grant)
         if grant.patient is not None:
             body["patient"] = grant.patient
