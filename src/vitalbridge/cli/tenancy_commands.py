@@ -119,7 +119,7 @@ def tokens_revoke(
 @users.command("add")
 def users_add(
     org: Annotated[str, typer.Option(help="Organization id or name.")],
-    email: Annotated[str, typer.Option(help="Login email, unique across the hub.")],
+    email: Annotated[str, typer.Option(help="Login email, unique within the organization.")],
     role: Annotated[Role, typer.Option(help="What the user may do.")] = Role.clinician,
     name: Annotated[str, typer.Option(help="Display name.")] = "",
 ) -> None:

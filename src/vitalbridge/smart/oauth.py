@@ -19,6 +19,7 @@ import httpx
 
 from vitalbridge.ehr.headers import parse_retry_after
 from vitalbridge.errors import EhrAuthError, EhrAuthUnavailable, EhrRateLimited
+from vitalbridge.tenancy.hints import edit_hint
 from vitalbridge.tenancy.models import AuthMethod
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,8 @@ def _hint(error: str, ctx: TokenContext) -> str:
     if error == "invalid_scope":
         return (
             f"the registration does not grant the requested scopes ({ctx.requested_scope}); "
-            "grant them in the EHR's developer portal or narrow the practice's scopes"
+            "grant them in the EHR's developer portal or narrow the practice's scopes with "
+            + edit_hint("--scopes '…'", '"scopes"')
         )
     if error in ("unauthorized_client", "unsupported_grant_type"):
         return f"the client registration does not allow the {ctx.grant_type} grant; check the app type"
@@ -154,8 +156,8 @@ def post_token(
         ) from None
     except httpx.TransportError as exc:
         raise EhrAuthUnavailable(
-            f"the token endpoint {ctx.token_url} is unreachable ({type(exc).__name__}); check the practice's "
-            "token_url, DNS, firewall and TLS"
+            f"the token endpoint {ctx.token_url} is unreachable ({type(exc).__name__}); check DNS, firewall and "
+            "TLS, and the practice's token URL (change it with " + edit_hint("--token-url URL", '"token_url"') + ")"
         ) from None
     log.debug(
         "token request grant=%s client=%s status=%s ms=%.0f",
@@ -219,6 +221,8 @@ def post_revocation(
 def _raise_unexpected(status: int, ctx: TokenContext) -> TokenResponse:
     raise EhrAuthError(
         f"the token endpoint {ctx.token_url} answered HTTP {status} without an OAuth error; "
-        "check that the practice's token_url is the EHR's OAuth token endpoint",
+        "check that the practice's token URL is the EHR's OAuth token endpoint (change it with "
+        + edit_hint("--token-url URL", '"token_url"')
+        + ")",
         status_code=status,
     )
