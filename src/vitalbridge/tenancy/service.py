@@ -248,6 +248,8 @@ def _claim(session: Session, practice: Practice) -> None:
             raise Conflict(FACILITY_TAKEN)
     if claim is None:
         session.add(PracticeClientClaim(claim_key=claim_key, organization_id=practice.organization_id))
+        # Before the practice row that references it: the unit of work orders only related mappers.
+        _flush_claimed(session)
     practice.tenant_key = tenant
     practice.client_claim_key = claim_key
 
