@@ -55,6 +55,11 @@ class SmartEnv:
     stack: ExitStack = field(repr=False)
 
     @property
+    def jwks_path(self) -> str:
+        """The tenant's own key set, which its practices sign with."""
+        return f"/.well-known/jwks/{self.tenant.org_id}.json"
+
+    @property
     def smart(self) -> Smart:
         return smart_for(self.hub)
 

@@ -110,16 +110,37 @@ def test_existing_hub_data_survives_and_keeps_working(fresh_url: str) -> None:
             _practice(conn, "p2", "org-a", "B1", "https://EHR.example.org/fhir/B1/", "client-b", "FAC")
             _practice(conn, "p3", "org-a", "A1", "https://ehr.example.org/fhir/A1", "client-a", None)
             _insert(
-                conn, "users", id="u1", organization_id="org-b", email="x@b.org", display_name="", role="admin",
+                conn,
+                "users",
+                id="u1",
+                organization_id="org-b",
+                email="x@b.org",
+                display_name="",
+                role="admin",
                 created_at=now,
             )
             _insert(
-                conn, "api_tokens", id="t1", organization_id="org-b", user_id="u1", name="", role="admin",
-                token_hash="h" * 64, prefix="vb_", created_at=now,
+                conn,
+                "api_tokens",
+                id="t1",
+                organization_id="org-b",
+                user_id="u1",
+                name="",
+                role="admin",
+                token_hash="h" * 64,
+                prefix="vb_",
+                created_at=now,
             )
             _insert(
-                conn, "smart_signing_keys", kid="k1", state="active", algorithm="RS384", key_size=2048,
-                public_jwk="{}", private_key_sealed=b"x", created_at=now,
+                conn,
+                "smart_signing_keys",
+                kid="k1",
+                state="active",
+                algorithm="RS384",
+                key_size=2048,
+                public_jwk="{}",
+                private_key_sealed=b"x",
+                created_at=now,
             )
         upgrade(fresh_url)
         with engine.connect() as conn:
@@ -130,8 +151,7 @@ def test_existing_hub_data_survives_and_keeps_working(fresh_url: str) -> None:
                 r[0]: r[1:]
                 for r in conn.execute(
                     text(
-                        "SELECT id, signing_key_set, tenant_key, client_claim_key, hl7_sending_facility "
-                        "FROM practices"
+                        "SELECT id, signing_key_set, tenant_key, client_claim_key, hl7_sending_facility FROM practices"
                     )
                 )
             }
@@ -156,12 +176,24 @@ def test_existing_hub_data_survives_and_keeps_working(fresh_url: str) -> None:
         with engine.begin() as conn:
             # The same email in another organization is allowed; twice in one is not.
             _insert(
-                conn, "users", id="u2", organization_id="org-a", email="x@b.org", display_name="", role="admin",
+                conn,
+                "users",
+                id="u2",
+                organization_id="org-a",
+                email="x@b.org",
+                display_name="",
+                role="admin",
                 created_at=now,
             )
         with pytest.raises(IntegrityError), engine.begin() as conn:
             _insert(
-                conn, "users", id="u3", organization_id="org-a", email="x@b.org", display_name="", role="admin",
+                conn,
+                "users",
+                id="u3",
+                organization_id="org-a",
+                email="x@b.org",
+                display_name="",
+                role="admin",
                 created_at=now,
             )
     finally:
