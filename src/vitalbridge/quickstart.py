@@ -186,7 +186,7 @@ async def run_quickstart(settings: Settings) -> None:
                 "vitalbridge is running (embedded default: SQLite, in-process worker, sandbox EHR)",
                 f"  hub API        {settings.base_url}   (docs: {settings.base_url}/docs)",
                 f"  health         {settings.base_url}/healthz",
-                f"  JWKS           {jwks_url(settings, practice.organization_id)}   (the demo organization's key set; registered with the sandbox)",
+                f"  JWKS           {jwks_url(settings, practice.organization_id)}   (demo organization's keys)",
                 f"  sandbox EHR    {sandbox_url}/fhir/r4/{DEMO_PRACTICE}",
                 f"  data folder    {settings.data_dir.resolve()}",
                 (
