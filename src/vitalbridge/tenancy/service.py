@@ -338,61 +338,63 @@ def update_practice(
     changed (for the audit trail: names only, never values). Another organization's practice
     is absent (404); the hub-wide rules apply as on registration."""
     practice = get_practice(session, organization_id, ref)
-    given = patch.model_fields_set
-    changed: list[str] = []
+    # Checks query the table while fields are half-changed: no flush until all rules passed.
+    with session.no_autoflush:
+        given = patch.model_fields_set
+        changed: list[str] = []
 
-    def put(field: str, value: object) -> None:
-        if getattr(practice, field) != value:
-            setattr(practice, field, value)
-            changed.append(field)
+        def put(field: str, value: object) -> None:
+            if getattr(practice, field) != value:
+                setattr(practice, field, value)
+                changed.append(field)
 
-    if "practice_code" in given and patch.practice_code != practice.practice_code:
-        assert patch.practice_code is not None
-        clash = session.scalar(
-            select(Practice.id).where(
-                Practice.organization_id == organization_id,
-                Practice.practice_code == patch.practice_code,
-                Practice.id != practice.id,
+        if "practice_code" in given and patch.practice_code != practice.practice_code:
+            assert patch.practice_code is not None
+            clash = session.scalar(
+                select(Practice.id).where(
+                    Practice.organization_id == organization_id,
+                    Practice.practice_code == patch.practice_code,
+                    Practice.id != practice.id,
+                )
             )
+            if clash is not None:
+                raise Conflict(f"practice code {patch.practice_code!r} is already registered in this organization")
+            put("practice_code", patch.practice_code)
+        for field in ("name", "environment", "auth_method", "rate_limit_per_minute", "delivery_channel", "mrn_system"):
+            if field in given:
+                put(field, getattr(patch, field))
+        if "fhir_base_url" in given:
+            put("fhir_base_url", str(patch.fhir_base_url).rstrip("/"))
+        if "token_url" in given:
+            put("token_url", str(patch.token_url))
+        if "authorize_url" in given:
+            put("authorize_url", str(patch.authorize_url) if patch.authorize_url else None)
+        if "client_id" in given:
+            put("client_id", patch.client_id)
+        if "scopes" in given:
+            assert patch.scopes is not None
+            put("scopes", " ".join(patch.scopes))
+        if "hl7_sending_facility" in given:
+            put("hl7_sending_facility", facility_key(patch.hl7_sending_facility or "") or None)
+        if "signing_key_set" in given:
+            assert patch.signing_key_set is not None
+            _check_key_set(session, patch.signing_key_set, practice.signing_key_set)
+            put("signing_key_set", patch.signing_key_set)
+        if "client_secret" in given:
+            _set_secret(practice, patch.client_secret, sealer)
+            changed.append("client_secret")  # write-only: a new secret always counts as a change
+        _require_secret(practice)
+        _check_urls(
+            practice.environment,
+            {
+                "fhir_base_url": practice.fhir_base_url,
+                "token_url": practice.token_url,
+                "authorize_url": practice.authorize_url,
+            },
+            settings,
         )
-        if clash is not None:
-            raise Conflict(f"practice code {patch.practice_code!r} is already registered in this organization")
-        put("practice_code", patch.practice_code)
-    for field in ("name", "environment", "auth_method", "rate_limit_per_minute", "delivery_channel", "mrn_system"):
-        if field in given:
-            put(field, getattr(patch, field))
-    if "fhir_base_url" in given:
-        put("fhir_base_url", str(patch.fhir_base_url).rstrip("/"))
-    if "token_url" in given:
-        put("token_url", str(patch.token_url))
-    if "authorize_url" in given:
-        put("authorize_url", str(patch.authorize_url) if patch.authorize_url else None)
-    if "client_id" in given:
-        put("client_id", patch.client_id)
-    if "scopes" in given:
-        assert patch.scopes is not None
-        put("scopes", " ".join(patch.scopes))
-    if "hl7_sending_facility" in given:
-        put("hl7_sending_facility", facility_key(patch.hl7_sending_facility or "") or None)
-    if "signing_key_set" in given:
-        assert patch.signing_key_set is not None
-        _check_key_set(session, patch.signing_key_set, practice.signing_key_set)
-        put("signing_key_set", patch.signing_key_set)
-    if "client_secret" in given:
-        _set_secret(practice, patch.client_secret, sealer)
-        changed.append("client_secret")  # write-only: a new secret always counts as a change
-    _require_secret(practice)
-    _check_urls(
-        practice.environment,
-        {
-            "fhir_base_url": practice.fhir_base_url,
-            "token_url": practice.token_url,
-            "authorize_url": practice.authorize_url,
-        },
-        settings,
-    )
-    old_claim = practice.client_claim_key
-    _claim(session, practice)
+        old_claim = practice.client_claim_key
+        _claim(session, practice)
     _flush_claimed(session)
     if old_claim is not None and old_claim != practice.client_claim_key:
         _release_claim(session, organization_id, old_claim)
