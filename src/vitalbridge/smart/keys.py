@@ -26,6 +26,7 @@ from typing import Any
 
 from joserfc.jwk import RSAKey
 from sqlalchemy import ColumnElement, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vitalbridge.crypto.sealing import Sealer
@@ -159,9 +160,17 @@ def ensure_signing_key(
     active = _select_keys(session, organization_id, KeyState.active)
     if active:
         return active[0]
-    return _store(
-        session, sealer, new_key_pair(key_size), KeyState.active, now=utcnow(), organization_id=organization_id
-    )
+    pair = new_key_pair(key_size)
+    try:
+        with session.begin_nested():
+            return _store(session, sealer, pair, KeyState.active, now=utcnow(), organization_id=organization_id)
+    except IntegrityError:
+        # Another process created the set's first key at the same moment (one-active index):
+        # use that one, so two first requests never fail or sign with different keys.
+        active = _select_keys(session, organization_id, KeyState.active)
+        if not active:
+            raise
+        return active[0]
 
 
 def _switch(session: Session, new: SigningKey, now: datetime) -> None:
