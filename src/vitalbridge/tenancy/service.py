@@ -384,15 +384,11 @@ def update_practice(
             _set_secret(practice, patch.client_secret, sealer)
             changed.append("client_secret")  # write-only: a new secret always counts as a change
         _require_secret(practice)
-        _check_urls(
-            practice.environment,
-            {
-                "fhir_base_url": practice.fhir_base_url,
-                "token_url": practice.token_url,
-                "authorize_url": practice.authorize_url,
-            },
-            settings,
-        )
+        # The SSRF guard for what changes (a move to production re-checks every URL for https);
+        # URLs left alone were checked when set, and an unrelated edit must not depend on DNS.
+        url_fields = ("fhir_base_url", "token_url", "authorize_url")
+        recheck = url_fields if "environment" in changed else [f for f in url_fields if f in changed]
+        _check_urls(practice.environment, {f: getattr(practice, f) for f in recheck}, settings)
         old_claim = practice.client_claim_key
         _claim(session, practice)
     _flush_claimed(session)
