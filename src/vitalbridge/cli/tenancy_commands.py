@@ -259,8 +259,7 @@ def practices_edit(
 ) -> None:
     """Change a practice's registration (same rules as PATCH /api/v1/practices/{id}); prints it as JSON.
 
-    Only the options given change. The client secret is write-only: it is read from standard
-    input, never from the command line, and never printed.
+    Only the options given change; the client secret is write-only (read from stdin, never printed).
     """
     from pydantic import ValidationError
 
