@@ -5,8 +5,13 @@ keep working with a warning until they move (the migration path)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
+
+import pytest
+from sqlalchemy import text
 
 from tests.conftest import TEST_SECRET_KEY
 from tests.sandbox.support import PRACTICE
@@ -15,6 +20,7 @@ from tests.smart.test_cli import run
 from tests.support import make_tenant
 from tests.tenancy.test_practice_edit import long_client_id
 from tests.test_cli import cli_env
+from vitalbridge.runtime import Hub
 from vitalbridge.smart import keys
 from vitalbridge.smart.services import jwks_url
 from vitalbridge.tenancy.models import Practice
@@ -170,3 +176,38 @@ def test_a_long_jwt_client_id_gets_a_token_from_the_ehr(smart_env: SmartEnv) -> 
     assert resp.json()["status"] == "success", resp.text
     assert client_id in smart_env.sandbox.stats()["token_requests_by_client"]
     assert client_id != CLIENT_ID
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_first_uses_of_an_organizations_key_set_agree_on_one_key(hub: Hub) -> None:
+    """Two processes needing an organization's first key at once (say the EHR fetching the JWKS
+    while a token request signs): one key is created, and both use it."""
+    org = make_tenant(hub, "Clinic C").org_id
+    first = hub.sessions()
+    first.begin()
+    kid = keys.ensure_signing_key(first, hub.sealer, organization_id=org).kid  # inserted, not committed
+    second: list[str] = []
+
+    def other_process() -> None:
+        with hub.sessions() as session, session.begin():
+            second.append(keys.ensure_signing_key(session, hub.sealer, organization_id=org).kid)
+
+    worker = threading.Thread(target=other_process)
+    worker.start()
+    # Wait until the second insert is blocked on the one-active index, then let the first commit.
+    deadline = time.monotonic() + 60
+    with hub.engine.connect() as probe:
+        while not probe.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+        ).scalar():
+            assert time.monotonic() < deadline, "the second transaction never waited for the first"
+            assert worker.is_alive()
+            time.sleep(0.05)
+    first.commit()
+    first.close()
+    worker.join(timeout=60)
+    assert second == [kid]
+    with hub.sessions() as session:
+        assert [k.kid for k in keys.list_keys(session, organization_id=org)] == [kid]
