@@ -211,3 +211,20 @@ def test_two_first_uses_of_an_organizations_key_set_agree_on_one_key(hub: Hub) -
     assert second == [kid]
     with hub.sessions() as session:
         assert [k.kid for k in keys.list_keys(session, organization_id=org)] == [kid]
+
+
+def test_a_registration_that_clashed_before_the_migration_is_flagged(smart_env: SmartEnv) -> None:
+    """Migration 0010 leaves the newer of two clashing registrations without its keys."""
+    assert not [w for w in _status(smart_env)["warnings"] if "older practice" in w]
+    with smart_env.hub.sessions() as session, session.begin():
+        practice = session.get(Practice, smart_env.practice.id)
+        assert practice is not None
+        practice.client_claim_key = None
+    [warning] = [w for w in _status(smart_env)["warnings"] if "older practice" in w]
+    assert "vitalbridge practices edit" in warning
+    # Re-saving the registration through the service gives it its keys back (no clash left).
+    fixed = smart_env.api.patch(
+        f"/api/v1/practices/{smart_env.practice.id}", json={"name": "Checked"}, headers=smart_env.tenant.headers
+    )
+    assert fixed.status_code == 200
+    assert not [w for w in _status(smart_env)["warnings"] if "older practice" in w]
