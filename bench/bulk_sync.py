@@ -105,7 +105,7 @@ def _prepare(hub: Hub, sandbox_url: str, name: str) -> str:
             hub.sealer,
             hub.settings,
         )
-        keys.ensure_signing_key(session, hub.sealer, key_size=2048)
+        keys.ensure_signing_key(session, hub.sealer, key_size=2048, organization_id=org.id)
         return org.id
 
 
@@ -152,7 +152,7 @@ def measure(patients: int, batch_size: int, database_url: str | None, workdir: P
                 f"{sandbox_url}/_sandbox/clients",
                 json={
                     "client_id": CLIENT_ID,
-                    "jwks_url": jwks_url(hub.settings),
+                    "jwks_url": jwks_url(hub.settings, org_id),
                     "scopes": SCOPES,
                     "practices": [PRACTICE],
                 },

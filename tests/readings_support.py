@@ -56,6 +56,9 @@ def _bearer(token: str) -> dict[str, str]:
 
 def make_world(hub: Hub, name: str = "Org A") -> World:
     tenant = make_tenant(hub, name)
+    # Each organization registers its own EHR tenant and client: the hub refuses a second
+    # organization claiming either (issue 10).
+    slug = "" if name == "Org A" else "-" + name.lower().replace(" ", "-")
     with hub.sessions() as session, session.begin():
         practice = service.add_practice(
             session,
@@ -63,9 +66,9 @@ def make_world(hub: Hub, name: str = "Org A") -> World:
             PracticeIn.model_validate(
                 {
                     "practice_code": "JAFJCD",
-                    "fhir_base_url": "https://fhir.example.org/fhir/r4/JAFJCD",
+                    "fhir_base_url": f"https://fhir{slug}.example.org/fhir/r4/JAFJCD",
                     "token_url": "https://oauth.example.org/oauth/oauth2/token",
-                    "client_id": "client-1",
+                    "client_id": f"client-1{slug}",
                 }
             ),
             hub.sealer,

@@ -33,7 +33,7 @@ from vitalbridge.smart.launch import launch_scopes
 from vitalbridge.smart.services import jwks_url, redirect_uri
 from vitalbridge.tenancy import service
 from vitalbridge.tenancy.ecw_seed import seed_practice_from_settings
-from vitalbridge.tenancy.models import AuthMethod, Organization, Practice, Role
+from vitalbridge.tenancy.models import AuthMethod, KeySetScope, Organization, Practice, Role
 from vitalbridge.tenancy.schemas import PracticeIn
 
 DEMO_ORG = "Demo Clinic"
@@ -87,7 +87,10 @@ def seed_demo_tenant(hub: Hub, sandbox_url: str) -> tuple[Practice, str]:
             if practice.auth_method is AuthMethod.client_secret_basic and practice.client_secret_sealed is not None:
                 # Demo data folders from before the hub had signing keys: move them to the default.
                 practice.auth_method = AuthMethod.private_key_jwt
-        ensure_signing_key(session, hub.sealer, key_size=hub.settings.key_size)
+            # The sandbox client is registered anew on every start, with the organization's
+            # JWKS URL, so a demo folder from before per-organization key sets moves at once.
+            practice.signing_key_set = KeySetScope.organization
+        ensure_signing_key(session, hub.sealer, key_size=hub.settings.key_size, organization_id=org.id)
         if not token_path.exists():
             _row, raw = service.create_api_token(session, org.id, Role.admin, name="make run demo")
             _write_private(token_path, raw)
@@ -102,7 +105,7 @@ async def register_demo_client(hub: Hub, practice: Practice, sandbox_url: str) -
     scopes = practice.scopes.split()
     body = {
         "client_id": practice.client_id,
-        "jwks_url": jwks_url(hub.settings),
+        "jwks_url": jwks_url(hub.settings, practice.organization_id),
         "client_secret": secret,
         "scopes": list(dict.fromkeys([*scopes, *launch_scopes(scopes)])),
         "practices": [practice.practice_code],
@@ -188,7 +191,7 @@ async def run_quickstart(settings: Settings) -> None:
                 "vitalbridge is running (embedded default: SQLite, in-process worker, sandbox EHR)",
                 f"  hub API        {settings.base_url}   (docs: {settings.base_url}/docs)",
                 f"  health         {settings.base_url}/healthz",
-                f"  JWKS           {jwks_url(settings)}   (registered with the sandbox; private_key_jwt RS384)",
+                f"  JWKS           {jwks_url(settings, practice.organization_id)}   (demo organization's keys)",
                 f"  sandbox EHR    {sandbox_url}/fhir/r4/{DEMO_PRACTICE}",
                 f"  data folder    {settings.data_dir.resolve()}",
                 (

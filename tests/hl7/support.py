@@ -51,7 +51,8 @@ def make_site(hub: Hub, org: str = "Org A", facility: str | None = FACILITY, cod
                 practice_code=code,
                 fhir_base_url="https://fhir.example.org/fhir/r4/" + code,  # type: ignore[arg-type]
                 token_url="https://oauth.example.org/token",  # type: ignore[arg-type]
-                client_id="client",
+                # One EHR client per organization: a second organization may not claim it.
+                client_id=f"client-{org}",
                 hl7_sending_facility=facility,
             ),
             None,

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from tests.hl7.support import FACILITY, Peer, ack_fields, listener, make_site, one, sample
 from vitalbridge.audit.models import AuditEntry
+from vitalbridge.errors import Conflict
 from vitalbridge.hl7v2.mllp.server import Limits
 from vitalbridge.hl7v2.models import Direction, Hl7Message, Hl7MessageStatus
 from vitalbridge.patients.models import Patient
@@ -218,14 +219,15 @@ def test_unknown_facility_is_rejected_and_kept_unrouted(hub: Hub) -> None:
     assert patients(hub) == []
 
 
-def test_facility_mapped_twice_is_rejected(hub: Hub) -> None:
-    make_site(hub, "Org A")
-    make_site(hub, "Org B")
+def test_a_second_organization_cannot_map_a_facility_so_the_feed_stays_with_its_owner(hub: Hub) -> None:
+    owner = make_site(hub, "Org A")
+    with pytest.raises(Conflict) as refused:
+        make_site(hub, "Org B", code="P2")
+    assert "Org A" not in str(refused.value)
     with listener(hub) as srv, Peer(srv.port) as peer:
         f = ack_fields(peer.exchange(a04(1)))
-    assert f["MSA"][1] == "AR"
-    assert "more than one practice" in f["MSA"][3]
-    assert patients(hub) == []
+    assert f["MSA"][1] == "AA"
+    assert {p.organization_id for p in patients(hub)} == {owner.org_id}
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 import vitalbridge.app  # noqa: F401 - imports every feature's models
 from vitalbridge.db.base import Base
 from vitalbridge.db.engine import make_engine
-from vitalbridge.db.migrate import current_heads
+from vitalbridge.db.migrate import alembic_config, current_heads
 
 OURS = {"push_devices", "push_outbox", "program_alerting", "alert_escalations", "quiet_hours"}
 
@@ -39,5 +40,8 @@ def test_migration_matches_models(db_url: str) -> None:
     assert ours == [], ours
 
 
-def test_the_push_migration_is_the_single_head(db_url: str) -> None:
-    assert current_heads(db_url) == {"0009_push"}
+def test_migrations_have_one_head_and_the_database_is_at_it(db_url: str) -> None:
+    # Parallel branches each add a migration; a merge that forgets to chain them leaves two heads.
+    heads = set(ScriptDirectory.from_config(alembic_config(db_url)).get_heads())
+    assert len(heads) == 1, heads
+    assert current_heads(db_url) == heads

@@ -207,7 +207,7 @@ def test_ctrl_c_cancels_the_export_at_the_ehr(smart_env: SmartEnv, tmp_path: Any
         with httpx.Client(base_url=sb_url) as sb:
             body = {
                 "client_id": "vitalbridge-hub",
-                "jwks_url": f"{smart_env.hub_url}/.well-known/jwks.json",
+                "jwks_url": f"{smart_env.hub_url}/.well-known/jwks/{smart_env.tenant.org_id}.json",
                 "scopes": BACKEND_SCOPES,
                 "practices": [PRACTICE],
             }

@@ -99,6 +99,8 @@ BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
     ("POST", "/api/v1/alerts/{alert_id}/assign"): lambda w: {"user_id": None},
     ("PUT", "/api/v1/patients/{patient_id}/thresholds"): lambda w: {},
     ("PUT", "/api/v1/programs/{program_id}/rules"): lambda w: {},
+    # B renames A's practice: must look absent (404).
+    ("PATCH", "/api/v1/practices/{practice_id}"): lambda w: {"name": "Renamed by B"},
     # EHR connection tests and disconnect, aimed at A's practice: must be refused before any EHR call.
     ("POST", "/api/v1/ecw/test/jwt/"): lambda w: {"practice": w.ids["practice"]},
     ("POST", "/api/v1/ecw/test/connection/"): lambda w: {"practice": w.ids["practice"]},

@@ -58,6 +58,11 @@ class SmartEnv:
     stack: ExitStack = field(repr=False)
 
     @property
+    def jwks_path(self) -> str:
+        """The tenant's own key set, which its practices sign with."""
+        return f"/.well-known/jwks/{self.tenant.org_id}.json"
+
+    @property
     def smart(self) -> Smart:
         return smart_for(self.hub)
 
@@ -83,7 +88,8 @@ class SmartEnv:
 
     def register_client(self, client_id: str = CLIENT_ID, **overrides: Any) -> None:
         body: dict[str, Any] = {
-            "jwks_url": jwks_url(self.hub.settings),
+            # The organization's own key set: the URL only its keys answer (issue 10).
+            "jwks_url": jwks_url(self.hub.settings, self.tenant.org_id),
             "scopes": list(dict.fromkeys([*BACKEND_SCOPES, *launch_scopes(BACKEND_SCOPES)])),
             "practices": [PRACTICE],
             "redirect_uris": [redirect_uri(self.hub.settings)],
@@ -168,7 +174,7 @@ def running_env(
         api = stack.enter_context(httpx.Client(base_url=hub_url, timeout=60))
         tenant = make_tenant(hub, "Clinic A")
         with hub.sessions() as session, session.begin():
-            keys.import_key(session, hub.sealer, hub_key_pem, grace_s=0)
+            keys.import_key(session, hub.sealer, hub_key_pem, grace_s=0, organization_id=tenant.org_id)
         env = SmartEnv(hub, hub_url, api, sandbox, tenant, None, stack)  # type: ignore[arg-type]
         env.practice = env.add_practice()
         env.register_client()

@@ -15,7 +15,7 @@ from vitalbridge.smart import keys
 from vitalbridge.smart.assertion import JWT_BEARER, client_assertion
 from vitalbridge.smart.client_auth import ClientAuthenticator
 from vitalbridge.smart.oauth import TokenContext, TokenResponse, auth_error
-from vitalbridge.tenancy.models import AuthMethod
+from vitalbridge.tenancy.models import AuthMethod, KeySetScope
 
 TOKEN_URL = "https://oauth.example.org/oauth/oauth2/token"
 
@@ -33,6 +33,8 @@ def _conn(**overrides: object) -> PracticeConnection:
         "scopes": ("system/Patient.read",),
         "rate_limit_per_minute": 250,
         "request_timeout_s": 5.0,
+        # These tests sign with the hub-wide set; organization sets have their own tests.
+        "signing_key_set": KeySetScope.hub,
     }
     values.update(overrides)
     return PracticeConnection(**values)  # type: ignore[arg-type]

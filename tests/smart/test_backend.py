@@ -35,7 +35,9 @@ def test_private_key_jwt_token_via_the_api(smart_env: SmartEnv) -> None:
     assert resp.status_code == 200, resp.text
     body = resp.json()
     with smart_env.hub.sessions() as session:
-        [active] = [k for k in keys.list_keys(session) if k.state.value == "active"]
+        [active] = [
+            k for k in keys.list_keys(session, organization_id=smart_env.tenant.org_id) if k.state.value == "active"
+        ]
     assert body == {
         "status": "success",
         "practice": "JAFJCD",
@@ -92,9 +94,9 @@ def test_unregistered_jwks_gives_invalid_client_naming_the_jwks_url_and_kid(smar
     body = resp.json()
     assert body["status"] == "error"
     assert body["oauth_error"] == "invalid_client"
-    assert f"{smart_env.hub_url}/.well-known/jwks.json" in body["detail"]
+    assert f"{smart_env.hub_url}{smart_env.jwks_path}" in body["detail"]
     with smart_env.hub.sessions() as session:
-        kid = keys.KeyRing(smart_env.hub.sessions, smart_env.hub.sealer).signing_key().kid
+        kid = keys.KeyRing(smart_env.hub.sessions, smart_env.hub.sealer).signing_key(smart_env.tenant.org_id).kid
         assert session is not None
     assert kid in body["detail"]
     status = smart_env.api.get("/api/v1/ecw/auth/status/", headers=smart_env.tenant.headers).json()["practices"][0]
@@ -130,20 +132,21 @@ def test_unreachable_token_endpoint_is_transient_and_says_so(smart_env: SmartEnv
 def test_rotated_key_works_through_grace_and_retired_key_stops(smart_env: SmartEnv) -> None:
     hub, conn, smart = smart_env.hub, smart_env.practice, smart_env.smart
     ring = smart.keyring
-    old = ring.signing_key().kid
+    org = smart_env.tenant.org_id
+    old = ring.signing_key(org).kid
     with hub.sessions() as session, session.begin():
-        new = keys.rotate(session, hub.sealer, grace_s=3600).kid
+        new = keys.rotate(session, hub.sealer, grace_s=3600, organization_id=org).kid
     # Grace period: the old key signs, the new one is already published.
     assert smart.backend.token(conn, force=True).value
-    assert ring.signing_key().kid == old
+    assert ring.signing_key(org).kid == old
     with hub.sessions() as session, session.begin():
-        keys.rotate(session, hub.sealer, grace_s=3600, immediate=True)
-    assert ring.signing_key().kid == new
+        keys.rotate(session, hub.sealer, grace_s=3600, immediate=True, organization_id=org)
+    assert ring.signing_key(org).kid == new
     assert smart.backend.token(conn, force=True).value
     # Until it is retired the old key is still accepted; after, the EHR refuses it.
     assert post_assertion(smart_env, ring.key(old)).status_code == 200
     with hub.sessions() as session, session.begin():
-        keys.retire(session, old)
+        keys.retire(session, old, organization_id=org)
     refused = post_assertion(smart_env, ring.key(old))
     assert refused.status_code == 401
     assert refused.json()["error"] == "invalid_client"

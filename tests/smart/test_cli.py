@@ -71,7 +71,8 @@ def test_connection_checks_and_cache_clearing(smart_env: SmartEnv, tmp_path: Pat
     assert {"Patient", "Observation"} <= set(conn["capabilities"])
     status = json.loads(run(["ecw", "status", "--org", "Clinic A", "--practice", "JAFJCD"], env).stdout)
     assert status["jwt_configured"] is True
-    assert status["jwks_url"] == f"{smart_env.hub_url}/.well-known/jwks.json"
+    assert status["jwks_url"] == f"{smart_env.hub_url}{smart_env.jwks_path}"
+    assert status["signing_key_set"] == "organization"
 
     with smart_env.hub.sessions() as session:
         assert session.scalar(select(func.count()).select_from(EhrToken)) == 1

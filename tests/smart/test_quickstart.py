@@ -30,17 +30,17 @@ def served_hub(hub: Hub) -> Iterator[str]:
 def test_demo_practice_signs_with_the_hubs_own_key(hub: Hub, served_hub: str, default_sandbox: Sandbox) -> None:
     sandbox = default_sandbox
     assert sandbox.http.post("/_sandbox/reset", json={"clients": True}).status_code == 200
-    with hub.sessions() as session:
-        assert keys.list_keys(session) == []
     practice, token = seed_demo_tenant(hub, sandbox.url)
     assert practice.auth_method is AuthMethod.private_key_jwt
     assert token.startswith("vb_")
     with hub.sessions() as session:
-        [key] = keys.list_keys(session)
+        # The demo organization's own key set; the hub-wide set stays empty.
+        [key] = keys.list_keys(session, organization_id=practice.organization_id)
+        assert keys.list_keys(session) == []
     asyncio.run(register_demo_client(hub, practice, sandbox.url))
     registered = {c["client_id"]: c for c in sandbox.http.get("/_sandbox/clients").json()["clients"]}
     demo = registered[practice.client_id]
-    assert demo["jwks_url"] == f"{served_hub}/.well-known/jwks.json"
+    assert demo["jwks_url"] == f"{served_hub}/.well-known/jwks/{practice.organization_id}.json"
     assert demo["has_client_secret"] is True  # client_secret_basic stays possible
     assert demo["redirect_uris"] == [f"{served_hub}/api/v1/ecw/auth/callback/"]
     assert "offline_access" in demo["scopes"]
@@ -52,4 +52,4 @@ def test_demo_practice_signs_with_the_hubs_own_key(hub: Hub, served_hub: str, de
     again, token_again = seed_demo_tenant(hub, sandbox.url)
     assert (again.id, token_again) == (practice.id, token)
     with hub.sessions() as session:
-        assert [k.kid for k in keys.list_keys(session)] == [key.kid]
+        assert [k.kid for k in keys.list_keys(session, organization_id=practice.organization_id)] == [key.kid]

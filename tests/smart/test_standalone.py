@@ -178,7 +178,9 @@ def test_revocation_at_the_ehr_shows_on_the_status_page(smart_env: SmartEnv) -> 
     connect(env)
     refresh = env.hub.sealer.open_text(grant_row(env).refresh_token_sealed or b"", REFRESH_TOKEN_PURPOSE)
     # Someone revokes the grant at the EHR (RFC 7009), behind the hub's back.
-    assertion = client_assertion(env.smart.keyring.signing_key(), client_id=CLIENT_ID, token_url=env.sandbox.token_url)
+    assertion = client_assertion(
+        env.smart.keyring.signing_key(env.tenant.org_id), client_id=CLIENT_ID, token_url=env.sandbox.token_url
+    )
     resp = env.sandbox.http.post(
         "/oauth/oauth2/revoke",
         data={"token": refresh, "client_assertion_type": JWT_BEARER, "client_assertion": assertion},

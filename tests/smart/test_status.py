@@ -18,6 +18,7 @@ from vitalbridge.errors import ConfigurationError, Conflict
 from vitalbridge.servers import ServerThread
 from vitalbridge.smart import keys
 from vitalbridge.smart.services import build_smart
+from vitalbridge.tenancy.models import KeySetScope, Practice
 
 
 def test_connection_test_reports_the_server(smart_env: SmartEnv) -> None:
@@ -76,9 +77,12 @@ def test_practice_may_be_omitted_only_when_there_is_one(smart_env: SmartEnv) -> 
 
 
 def test_status_without_a_signing_key(smart_env: SmartEnv) -> None:
+    # A practice from before per-organization key sets signs with the hub-wide set, which gets
+    # no key unless an operator creates one (an organization's set gets its first on first use).
     with smart_env.hub.sessions() as session, session.begin():
-        for row in keys.list_keys(session):
-            session.delete(row)
+        practice = session.get(Practice, smart_env.practice.id)
+        assert practice is not None
+        practice.signing_key_set = KeySetScope.hub
     status = smart_env.api.get("/api/v1/ecw/auth/status/", headers=smart_env.tenant.headers).json()["practices"][0]
     assert status["jwt_configured"] is False
     assert "keys generate" in status["jwt_reason"]
@@ -130,7 +134,7 @@ def test_importing_an_existing_key(smart_env: SmartEnv) -> None:
     hub = smart_env.hub
     pem = RSAKey.generate_key(2048).as_pem(private=True)
     with hub.sessions() as session, session.begin():
-        row = keys.import_key(session, hub.sealer, pem, grace_s=3600)
+        row = keys.import_key(session, hub.sealer, pem, grace_s=3600, organization_id=smart_env.tenant.org_id)
         kid, state = row.kid, row.state
     assert kid == RSAKey.import_key(pem).thumbprint()
     assert state.value == "next"

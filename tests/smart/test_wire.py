@@ -52,7 +52,7 @@ def test_private_key_jwt_on_the_wire(smart_env: SmartEnv, recorder: tuple[Record
     assert form["grant_type"] == "client_credentials"
     assert form["scope"] == "system/Patient.read"
     assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-    jwks = smart_env.api.get("/.well-known/jwks.json").json()
+    jwks = smart_env.api.get(smart_env.jwks_path).json()
     decoded = jwt.decode(form["client_assertion"], KeySet.import_key_set(jwks), algorithms=["RS384"])
     assert decoded.header["alg"] == "RS384"
     assert decoded.header["typ"] == "JWT"

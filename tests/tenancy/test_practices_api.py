@@ -78,8 +78,9 @@ def test_tenants_see_only_their_practices(hub: Hub) -> None:
         assert client.get("/api/v1/practices/", headers=b.headers).json() == []
         assert client.get(f"/api/v1/practices/{pid}", headers=b.headers).status_code == 404
         assert client.get(f"/api/v1/practices/{pid}", headers=a.headers).status_code == 200
-        # Same practice code in another organization is a different tenant, not a conflict.
-        assert client.post("/api/v1/practices/", json=PRACTICE, headers=b.headers).status_code == 201
+        # The same practice code at another EHR tenant, with B's own client, is B's to register.
+        own = {**PRACTICE, "fhir_base_url": "https://fhir.example.org/fhir/r4/B/JAFJCD", "client_id": "client-b"}
+        assert client.post("/api/v1/practices/", json=own, headers=b.headers).status_code == 201
 
 
 def test_bearer_auth_refusals(hub: Hub) -> None:

@@ -225,23 +225,32 @@ def configure(
     ] = None,
 ) -> None:
     """Map a sending facility to a practice and/or set where its ORU^R01 results go."""
-    from sqlalchemy import select
+    from vitalbridge.audit import Outcome, record
+    from vitalbridge.cli.common import operator
+    from vitalbridge.tenancy.models import DeliveryChannel
+    from vitalbridge.tenancy.schemas import PracticePatch
+    from vitalbridge.tenancy.service import get_organization, get_practice, update_practice
 
-    from vitalbridge.errors import Conflict
-    from vitalbridge.tenancy.models import DeliveryChannel, Practice
-    from vitalbridge.tenancy.service import get_organization, get_practice
-
-    with hub_session() as (_hub, session):
+    with hub_session() as (hub, session):
         organization = get_organization(session, org)
         row = get_practice(session, organization.id, practice)
         if sending_facility is not None:
-            facility = sending_facility.strip()
-            clash = session.scalar(
-                select(Practice).where(Practice.hl7_sending_facility == facility, Practice.id != row.id).limit(1)
+            # The service holds the hub-wide rule (one practice per facility), as for the API.
+            patch = PracticePatch(hl7_sending_facility=sending_facility.strip() or None)
+            row, changed = update_practice(
+                session, organization.id, row.id, patch, hub.sealer, hub.settings, resolver=hub.resolver
             )
-            if facility and clash is not None:
-                raise Conflict(f"sending facility {facility!r} is already mapped to another practice")
-            row.hl7_sending_facility = facility or None
+            record(
+                session,
+                action="practice.updated",
+                outcome=Outcome.success,
+                actor=operator(),
+                organization_id=organization.id,
+                practice_id=row.id,
+                resource_type="Practice",
+                resource_ids=[row.id],
+                detail={"fields": sorted(changed)},
+            )
         if host is not None:
             row.hl7_host = host or None
         if port is not None:

@@ -18,7 +18,23 @@ from vitalbridge.cli.tenancy_commands import tokens
 from vitalbridge.smart import keys as keyring
 from vitalbridge.smart.models import SigningKey
 
-keys = typer.Typer(help="The hub's RS384 signing keys, published at /.well-known/jwks.json.", no_args_is_help=True)
+keys = typer.Typer(
+    help="RS384 signing keys: an organization's key set (--org), published at /.well-known/jwks/{org id}.json, "
+    "or the hub-wide set of a single-tenant hub (no --org), at /.well-known/jwks.json.",
+    no_args_is_help=True,
+)
+
+OrgOption = Annotated[
+    str | None, typer.Option("--org", help="Organization id or name: its key set (default: the hub-wide set).")
+]
+
+
+def _key_set(session: Any, org: str | None) -> str | None:
+    from vitalbridge.tenancy import service
+
+    return service.get_organization(session, org).id if org else None
+
+
 ecw = typer.Typer(help="Check a practice's EHR connection (SMART backend services).", no_args_is_help=True)
 
 
@@ -43,10 +59,12 @@ def _row(row: SigningKey) -> dict[str, Any]:
 @keys.command("generate")
 def keys_generate(
     size: Annotated[int | None, typer.Option(help="RSA key size in bits (default VB_KEY_SIZE, at least 2048).")] = None,
+    org: OrgOption = None,
 ) -> None:
-    """Create the hub's first signing key and print its kid."""
+    """Create a key set's first signing key and print its kid."""
     with hub_session() as (hub, session):
-        row = keyring.generate_key(session, hub.sealer, key_size=size or hub.settings.key_size)
+        owner = _key_set(session, org)
+        row = keyring.generate_key(session, hub.sealer, key_size=size or hub.settings.key_size, organization_id=owner)
         typer.echo(row.kid)
 
 
@@ -54,20 +72,28 @@ def keys_generate(
 def keys_import(
     pem: Annotated[Path, typer.Argument(help="RSA private key, PEM (e.g. from `openssl genrsa 2048`).")],
     now: Annotated[bool, typer.Option("--now", help="Sign with it immediately when another key is active.")] = False,
+    org: OrgOption = None,
 ) -> None:
     """Use an existing key pair (one already registered with an EHR); prints its kid."""
     with hub_session() as (hub, session):
         row = keyring.import_key(
-            session, hub.sealer, pem.read_bytes(), grace_s=hub.settings.key_rotation_grace_s, immediate=now
+            session,
+            hub.sealer,
+            pem.read_bytes(),
+            grace_s=hub.settings.key_rotation_grace_s,
+            immediate=now,
+            organization_id=_key_set(session, org),
         )
         typer.echo(f"{row.kid}\t{row.state.value}")
 
 
 @keys.command("list")
-def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List keys: kid, state (next/active/previous/retired), size, dates."""
+def keys_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False, org: OrgOption = None
+) -> None:
+    """List a key set's keys: kid, state (next/active/previous/retired), size, dates."""
     with hub_session() as (_hub, session):
-        rows = [_row(r) for r in keyring.list_keys(session)]
+        rows = [_row(r) for r in keyring.list_keys(session, organization_id=_key_set(session, org))]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -82,6 +108,7 @@ def keys_rotate(
         bool, typer.Option("--now", help="Sign with the new key immediately (skip the grace period).")
     ] = False,
     size: Annotated[int | None, typer.Option(help="RSA key size in bits.")] = None,
+    org: OrgOption = None,
 ) -> None:
     """Publish a new key beside the active one; it signs after VB_KEY_ROTATION_GRACE_S (or --now)."""
     with hub_session() as (hub, session):
@@ -91,6 +118,7 @@ def keys_rotate(
             key_size=size or hub.settings.key_size,
             grace_s=hub.settings.key_rotation_grace_s,
             immediate=now,
+            organization_id=_key_set(session, org),
         )
         if row.state.value == "active":
             typer.echo(f"{row.kid}\tactive (signing now)")
@@ -99,10 +127,10 @@ def keys_rotate(
 
 
 @keys.command("retire")
-def keys_retire(kid: str) -> None:
+def keys_retire(kid: str, org: OrgOption = None) -> None:
     """Remove a key that no longer signs from the JWKS (the active key cannot be retired)."""
     with hub_session() as (_hub, session):
-        row = keyring.retire(session, kid)
+        row = keyring.retire(session, kid, organization_id=_key_set(session, org))
         typer.echo(f"{row.kid}\tretired")
 
 

@@ -6,16 +6,17 @@ Changes to users and tokens are written to the audit trail with the operator's l
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from vitalbridge.audit import Outcome, record
 from vitalbridge.cli.common import hub_session, operator
 from vitalbridge.tenancy import service
-from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, PracticeEnvironment, Role
-from vitalbridge.tenancy.schemas import PracticeIn, PracticeOut
+from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, KeySetScope, PracticeEnvironment, Role
+from vitalbridge.tenancy.schemas import PracticeIn, PracticeOut, PracticePatch
 
 orgs = typer.Typer(help="Organizations (RPM customers).", no_args_is_help=True)
 tokens = typer.Typer(help="Hub API tokens.", no_args_is_help=True)
@@ -119,7 +120,7 @@ def tokens_revoke(
 @users.command("add")
 def users_add(
     org: Annotated[str, typer.Option(help="Organization id or name.")],
-    email: Annotated[str, typer.Option(help="Login email, unique across the hub.")],
+    email: Annotated[str, typer.Option(help="Login email, unique within the organization.")],
     role: Annotated[Role, typer.Option(help="What the user may do.")] = Role.clinician,
     name: Annotated[str, typer.Option(help="Display name.")] = "",
 ) -> None:
@@ -175,8 +176,12 @@ def practices_add(
     rate_limit_per_minute: Annotated[int, typer.Option(help="EHR calls per minute, token calls included.")] = 250,
     environment: Annotated[PracticeEnvironment, typer.Option()] = PracticeEnvironment.sandbox,
     channel: Annotated[DeliveryChannel, typer.Option(help="Delivery channel.")] = DeliveryChannel.fhir,
+    key_set: Annotated[
+        KeySetScope,
+        typer.Option(help="private_key_jwt signing keys: the organization's own (default) or the hub-wide set."),
+    ] = KeySetScope.organization,
 ) -> None:
-    """Register a practice and print its id."""
+    """Register a practice and print its id (register `practices list --json`'s jwks_url with the EHR)."""
     from pydantic import ValidationError
 
     try:
@@ -194,16 +199,121 @@ def practices_add(
                 "scopes": scopes.split(),
                 "rate_limit_per_minute": rate_limit_per_minute,
                 "delivery_channel": channel,
+                "signing_key_set": key_set,
             }
         )
     except ValidationError as exc:
-        for err in exc.errors():
-            typer.echo(f"error: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}", err=True)
-        raise typer.Exit(2) from None
+        _invalid(exc)
     with hub_session() as (hub, session):
         organization = service.get_organization(session, org)
         practice = service.add_practice(session, organization.id, data, hub.sealer, hub.settings, resolver=hub.resolver)
+        record(
+            session,
+            action="practice.created",
+            outcome=Outcome.success,
+            actor=operator(),
+            organization_id=organization.id,
+            practice_id=practice.id,
+            resource_type="Practice",
+            resource_ids=[practice.id],
+        )
         typer.echo(practice.id)
+
+
+def _invalid(exc: Exception) -> NoReturn:
+    from pydantic import ValidationError
+
+    assert isinstance(exc, ValidationError)
+    for err in exc.errors():
+        # The field and the rule, never the submitted value (it may be a secret).
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        typer.echo(f"error: {where}: {err['msg']}", err=True)
+    raise typer.Exit(2)
+
+
+@practices.command("edit")
+def practices_edit(
+    practice: Annotated[str, typer.Argument(help="Practice id or code.")],
+    org: Annotated[str, typer.Option(help="Organization id or name.")],
+    code: Annotated[str | None, typer.Option("--code", help="New practice code.")] = None,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    environment: Annotated[PracticeEnvironment | None, typer.Option()] = None,
+    fhir_base_url: Annotated[str | None, typer.Option(help="FHIR R4 base URL.")] = None,
+    token_url: Annotated[str | None, typer.Option(help="OAuth token endpoint.")] = None,
+    authorize_url: Annotated[str | None, typer.Option(help="OAuth authorize endpoint ('' clears it).")] = None,
+    client_id: Annotated[str | None, typer.Option(help="Client id registered with the EHR.")] = None,
+    auth_method: Annotated[AuthMethod | None, typer.Option(help="Token endpoint authentication.")] = None,
+    client_secret_stdin: Annotated[
+        bool, typer.Option("--client-secret-stdin", help="Read a new client secret from standard input.")
+    ] = False,
+    scopes: Annotated[str | None, typer.Option(help="Space-separated scopes (replace the current ones).")] = None,
+    rate_limit_per_minute: Annotated[int | None, typer.Option(help="EHR calls per minute.")] = None,
+    channel: Annotated[DeliveryChannel | None, typer.Option(help="Delivery channel.")] = None,
+    hl7_sending_facility: Annotated[
+        str | None, typer.Option(help="MSH-4 namespace id of the practice's ADT feed ('' clears it).")
+    ] = None,
+    mrn_system: Annotated[str | None, typer.Option(help="Identifier system of MRNs ('' clears it).")] = None,
+    key_set: Annotated[
+        KeySetScope | None, typer.Option(help="Sign with the organization's key set or the hub-wide one.")
+    ] = None,
+) -> None:
+    """Change a practice's registration (same rules as PATCH /api/v1/practices/{id}); prints it as JSON.
+
+    Only the options given change; the client secret is write-only (read from stdin, never printed).
+    """
+    from pydantic import ValidationError
+
+    given: dict[str, object] = {
+        "practice_code": code,
+        "name": name,
+        "environment": environment,
+        "fhir_base_url": fhir_base_url,
+        "token_url": token_url,
+        "client_id": client_id,
+        "auth_method": auth_method,
+        "scopes": scopes.split() if scopes is not None else None,
+        "rate_limit_per_minute": rate_limit_per_minute,
+        "delivery_channel": channel,
+        "signing_key_set": key_set,
+    }
+    body = {k: v for k, v in given.items() if v is not None}
+    # For the optional fields an empty string clears the value.
+    for field, value in (
+        ("authorize_url", authorize_url),
+        ("hl7_sending_facility", hl7_sending_facility),
+        ("mrn_system", mrn_system),
+    ):
+        if value is not None:
+            body[field] = value or None
+    if client_secret_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+        if not secret:
+            raise typer.BadParameter("no secret on standard input", param_hint="--client-secret-stdin")
+        body["client_secret"] = secret
+    if not body:
+        raise typer.BadParameter("nothing to change: give at least one option", param_hint="PRACTICE")
+    try:
+        patch = PracticePatch.model_validate(body)
+    except ValidationError as exc:
+        _invalid(exc)
+    with hub_session() as (hub, session):
+        organization = service.get_organization(session, org)
+        row, changed = service.update_practice(
+            session, organization.id, practice, patch, hub.sealer, hub.settings, resolver=hub.resolver
+        )
+        record(
+            session,
+            action="practice.updated",
+            outcome=Outcome.success,
+            actor=operator(),
+            organization_id=organization.id,
+            practice_id=row.id,
+            resource_type="Practice",
+            resource_ids=[row.id],
+            detail={"fields": sorted(changed)},
+        )
+        out = PracticeOut.of(row, base_url=hub.settings.base_url)
+    typer.echo(json.dumps(out.model_dump(mode="json"), indent=2))
 
 
 @practices.command("list")
@@ -212,9 +322,11 @@ def practices_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List an organization's practices."""
-    with hub_session() as (_hub, session):
+    with hub_session() as (hub, session):
         organization = service.get_organization(session, org)
-        rows = [PracticeOut.of(p) for p in service.list_practices(session, organization.id)]
+        rows = [
+            PracticeOut.of(p, base_url=hub.settings.base_url) for p in service.list_practices(session, organization.id)
+        ]
         if as_json:
             typer.echo(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
             return

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vitalbridge.tenancy.models import AuthMethod, Practice
+from vitalbridge.tenancy.models import AuthMethod, KeySetScope, Practice
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,12 @@ class PracticeConnection:
     rate_limit_per_minute: int
     request_timeout_s: float
     client_secret_sealed: bytes | None = field(default=None, repr=False)
+    signing_key_set: KeySetScope = KeySetScope.organization
+
+    @property
+    def key_set_owner(self) -> str | None:
+        """The organization whose key set signs this practice's assertions; None: the hub-wide set."""
+        return self.organization_id if self.signing_key_set is KeySetScope.organization else None
 
     @classmethod
     def of(cls, practice: Practice | PracticeConnection) -> PracticeConnection:
@@ -43,4 +49,5 @@ class PracticeConnection:
             rate_limit_per_minute=practice.rate_limit_per_minute,
             request_timeout_s=practice.request_timeout_s,
             client_secret_sealed=practice.client_secret_sealed,
+            signing_key_set=practice.signing_key_set,
         )

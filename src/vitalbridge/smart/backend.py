@@ -5,7 +5,7 @@ rate limit because eCW counts token calls against the same budget.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import httpx
 
@@ -29,7 +29,7 @@ class BackendTokens:
         authenticator: ClientAuthenticator,
         limiter: RateLimiter,
         cache: TokenCache,
-        jwks_url: str,
+        jwks_url: Callable[[PracticeConnection], str],
     ) -> None:
         self._http = http
         self._authenticator = authenticator
@@ -53,7 +53,7 @@ class BackendTokens:
             auth_method=conn.auth_method,
             requested_scope=scope,
             kid=auth.kid,
-            jwks_url=self.jwks_url,
+            jwks_url=self.jwks_url(conn),
         )
         try:
             return post_token(

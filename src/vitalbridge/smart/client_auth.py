@@ -33,7 +33,7 @@ class ClientAuthenticator:
                 )
             secret = self._sealer.open_text(conn.client_secret_sealed, CLIENT_SECRET_PURPOSE)
             return ClientAuth(method=conn.auth_method, client_id=conn.client_id, basic=(conn.client_id, secret))
-        key = self.keyring.signing_key()
+        key = self.keyring.signing_key(conn.key_set_owner)
         assertion = client_assertion(key, client_id=conn.client_id, token_url=token_url, lifetime_s=self._lifetime_s)
         return ClientAuth(
             method=AuthMethod.private_key_jwt,

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from vitalbridge.errors import EhrRejected, EhrUnavailable
+from vitalbridge.tenancy.hints import edit_hint
 
 WELL_KNOWN = "/.well-known/smart-configuration"
 
@@ -52,7 +53,7 @@ def discover(http: httpx.Client, fhir_base_url: str, *, timeout: float = 30.0) -
     if resp.status_code != 200:
         raise EhrRejected(
             f"{url} answered HTTP {resp.status_code}: the EHR does not publish its SMART configuration; "
-            "set the practice's authorize_url",
+            "set the practice's authorize URL with " + edit_hint("--authorize-url URL", '"authorize_url"'),
             status_code=resp.status_code,
         )
     try:

@@ -1,6 +1,10 @@
 """The hub's RS384 signing keys and their rotation (SPEC §3 "Backend services").
 
-One key set for the whole hub: every EHR registration points at the same JWKS URL. A key's
+Each organization has its own key set, published at ``/.well-known/jwks/{organization id}.json``,
+and its practices sign with it: an EHR registration that names that URL accepts assertions of no
+other organization (issue 10: with one hub-wide set, any organization could register another's
+client id and sign for it). The hub-wide set (``organization_id`` NULL, ``/.well-known/jwks.json``)
+remains for a single-tenant hub and for practices registered before key sets existed. A key's
 ``kid`` is its RFC 7638 thumbprint (SHA-256 over the required public members), so it is stable
 across restarts and anyone can recompute it from the JWKS.
 
@@ -21,7 +25,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from joserfc.jwk import RSAKey
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vitalbridge.crypto.sealing import Sealer
@@ -38,8 +43,14 @@ def _for_update(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _select_keys(session: Session, *states: KeyState) -> list[SigningKey]:
-    stmt = select(SigningKey).order_by(SigningKey.created_at)
+def _in_set(organization_id: str | None) -> ColumnElement[bool]:
+    if organization_id is None:
+        return SigningKey.organization_id.is_(None)
+    return SigningKey.organization_id == organization_id
+
+
+def _select_keys(session: Session, organization_id: str | None, *states: KeyState) -> list[SigningKey]:
+    stmt = select(SigningKey).where(_in_set(organization_id)).order_by(SigningKey.created_at)
     if states:
         stmt = stmt.where(SigningKey.state.in_(states))
     if _for_update(session):
@@ -53,11 +64,20 @@ def new_key_pair(key_size: int) -> RSAKey:
     return RSAKey.generate_key(key_size, private=True)
 
 
-def _store(session: Session, sealer: Sealer, key: RSAKey, state: KeyState, *, now: datetime) -> SigningKey:
+def _store(
+    session: Session,
+    sealer: Sealer,
+    key: RSAKey,
+    state: KeyState,
+    *,
+    now: datetime,
+    organization_id: str | None,
+) -> SigningKey:
     kid = key.thumbprint()
     public = {k: v for k, v in key.as_dict(private=False).items() if k in ("kty", "n", "e")}
     row = SigningKey(
         kid=kid,
+        organization_id=organization_id,
         state=state,
         algorithm=SIGNING_ALGORITHM,
         key_size=key.raw_value.key_size,
@@ -71,23 +91,39 @@ def _store(session: Session, sealer: Sealer, key: RSAKey, state: KeyState, *, no
     return row
 
 
-def generate_key(session: Session, sealer: Sealer, *, key_size: int = MIN_KEY_SIZE) -> SigningKey:
-    """Create the first signing key. With a key already signing, use ``rotate`` instead."""
+def _org_flag(organization_id: str | None) -> str:
+    """The CLI flag naming a key set, for messages that tell the operator what to run."""
+    return f" --org {organization_id}" if organization_id else ""
+
+
+def generate_key(
+    session: Session, sealer: Sealer, *, key_size: int = MIN_KEY_SIZE, organization_id: str | None = None
+) -> SigningKey:
+    """Create a key set's first signing key. With a key already signing, use ``rotate`` instead."""
     now = utcnow()
-    promote_due_keys(session, now=now)
-    active = _select_keys(session, KeyState.active)
+    promote_due_keys(session, now=now, organization_id=organization_id)
+    active = _select_keys(session, organization_id, KeyState.active)
     if active:
         raise Conflict(
-            f"key {active[0].kid} is already signing; use `vitalbridge keys rotate` to replace it "
-            "without breaking EHR registrations"
+            f"key {active[0].kid} is already signing; use `vitalbridge keys rotate{_org_flag(organization_id)}` "
+            "to replace it without breaking EHR registrations"
         )
-    return _store(session, sealer, new_key_pair(key_size), KeyState.active, now=now)
+    return _store(session, sealer, new_key_pair(key_size), KeyState.active, now=now, organization_id=organization_id)
 
 
-def import_key(session: Session, sealer: Sealer, pem: bytes, *, grace_s: int, immediate: bool = False) -> SigningKey:
+def import_key(
+    session: Session,
+    sealer: Sealer,
+    pem: bytes,
+    *,
+    grace_s: int,
+    immediate: bool = False,
+    organization_id: str | None = None,
+) -> SigningKey:
     """Bring an existing RSA private key (PEM), e.g. one already registered with an EHR by kid.
 
     With no key signing yet it becomes the active key; otherwise it is rotated in like a new one.
+    A key already held by any key set is refused: one private key never serves two organizations.
     """
     try:
         key = RSAKey.import_key(pem)
@@ -98,14 +134,17 @@ def import_key(session: Session, sealer: Sealer, pem: bytes, *, grace_s: int, im
     if key.raw_value.key_size < MIN_KEY_SIZE:
         raise ConfigurationError(f"RSA keys for RS384 must have at least {MIN_KEY_SIZE} bits")
     now = utcnow()
-    promote_due_keys(session, now=now)
+    promote_due_keys(session, now=now, organization_id=organization_id)
     if session.get(SigningKey, key.thumbprint()) is not None:
         raise Conflict(f"key {key.thumbprint()} is already known")
-    if _select_keys(session, KeyState.next):
-        raise Conflict("a rotation is already pending; finish it (`vitalbridge keys rotate --now`) first")
-    if not _select_keys(session, KeyState.active):
-        return _store(session, sealer, key, KeyState.active, now=now)
-    row = _store(session, sealer, key, KeyState.next, now=now)
+    if _select_keys(session, organization_id, KeyState.next):
+        raise Conflict(
+            f"a rotation is already pending; finish it (`vitalbridge keys rotate --now{_org_flag(organization_id)}`) "
+            "first"
+        )
+    if not _select_keys(session, organization_id, KeyState.active):
+        return _store(session, sealer, key, KeyState.active, now=now, organization_id=organization_id)
+    row = _store(session, sealer, key, KeyState.next, now=now, organization_id=organization_id)
     if immediate or grace_s <= 0:
         _switch(session, row, now)
     else:
@@ -113,17 +152,29 @@ def import_key(session: Session, sealer: Sealer, pem: bytes, *, grace_s: int, im
     return row
 
 
-def ensure_signing_key(session: Session, sealer: Sealer, *, key_size: int = MIN_KEY_SIZE) -> SigningKey:
-    """The active key, generating one when there is none (used by ``make run``)."""
-    promote_due_keys(session, now=utcnow())
-    active = _select_keys(session, KeyState.active)
+def ensure_signing_key(
+    session: Session, sealer: Sealer, *, key_size: int = MIN_KEY_SIZE, organization_id: str | None = None
+) -> SigningKey:
+    """The key set's active key, generating one when there is none (``make run``, first use)."""
+    promote_due_keys(session, now=utcnow(), organization_id=organization_id)
+    active = _select_keys(session, organization_id, KeyState.active)
     if active:
         return active[0]
-    return _store(session, sealer, new_key_pair(key_size), KeyState.active, now=utcnow())
+    pair = new_key_pair(key_size)
+    try:
+        with session.begin_nested():
+            return _store(session, sealer, pair, KeyState.active, now=utcnow(), organization_id=organization_id)
+    except IntegrityError:
+        # Another process created the set's first key at the same moment (one-active index):
+        # use that one, so two first requests never fail or sign with different keys.
+        active = _select_keys(session, organization_id, KeyState.active)
+        if not active:
+            raise
+        return active[0]
 
 
 def _switch(session: Session, new: SigningKey, now: datetime) -> None:
-    for old in _select_keys(session, KeyState.active):
+    for old in _select_keys(session, new.organization_id, KeyState.active):
         if old.kid != new.kid:
             old.state = KeyState.previous
             old.deactivated_at = now
@@ -135,9 +186,13 @@ def _switch(session: Session, new: SigningKey, now: datetime) -> None:
     session.flush()
 
 
-def promote_due_keys(session: Session, *, now: datetime) -> SigningKey | None:
+def promote_due_keys(session: Session, *, now: datetime, organization_id: str | None = None) -> SigningKey | None:
     """Switch signing to a ``next`` key whose grace period has ended; return it if one was."""
-    due = [k for k in _select_keys(session, KeyState.next) if k.activate_at is not None and k.activate_at <= now]
+    due = [
+        k
+        for k in _select_keys(session, organization_id, KeyState.next)
+        if k.activate_at is not None and k.activate_at <= now
+    ]
     if not due:
         return None
     newest = due[-1]
@@ -150,7 +205,13 @@ def promote_due_keys(session: Session, *, now: datetime) -> SigningKey | None:
 
 
 def rotate(
-    session: Session, sealer: Sealer, *, key_size: int = MIN_KEY_SIZE, grace_s: int, immediate: bool = False
+    session: Session,
+    sealer: Sealer,
+    *,
+    key_size: int = MIN_KEY_SIZE,
+    grace_s: int,
+    immediate: bool = False,
+    organization_id: str | None = None,
 ) -> SigningKey:
     """Publish a new key now; it signs after ``grace_s`` seconds, or at once if ``immediate``.
 
@@ -158,20 +219,22 @@ def rotate(
     creating yet another one (it has been published the longest).
     """
     now = utcnow()
-    promote_due_keys(session, now=now)
-    pending = _select_keys(session, KeyState.next)
+    promote_due_keys(session, now=now, organization_id=organization_id)
+    pending = _select_keys(session, organization_id, KeyState.next)
     if pending:
         if not immediate:
             p = pending[-1]
             raise Conflict(
                 f"a rotation is already pending: key {p.kid} starts signing at {p.activate_at:%Y-%m-%dT%H:%M:%SZ}; "
-                "run `vitalbridge keys rotate --now` to switch to it immediately"
+                f"run `vitalbridge keys rotate --now{_org_flag(organization_id)}` to switch to it immediately"
             )
         _switch(session, pending[-1], now)
         return pending[-1]
-    if not _select_keys(session, KeyState.active):
-        return _store(session, sealer, new_key_pair(key_size), KeyState.active, now=now)
-    row = _store(session, sealer, new_key_pair(key_size), KeyState.next, now=now)
+    if not _select_keys(session, organization_id, KeyState.active):
+        return _store(
+            session, sealer, new_key_pair(key_size), KeyState.active, now=now, organization_id=organization_id
+        )
+    row = _store(session, sealer, new_key_pair(key_size), KeyState.next, now=now, organization_id=organization_id)
     if immediate or grace_s <= 0:
         _switch(session, row, now)
     else:
@@ -179,20 +242,23 @@ def rotate(
     return row
 
 
-def retire(session: Session, kid: str) -> SigningKey:
+def retire(session: Session, kid: str, *, organization_id: str | None = None) -> SigningKey:
     """Stop publishing a key. The signing key (or the last published one) cannot be retired."""
     now = utcnow()
-    promote_due_keys(session, now=now)
-    keys = {k.kid: k for k in _select_keys(session)}
+    promote_due_keys(session, now=now, organization_id=organization_id)
+    keys = {k.kid: k for k in _select_keys(session, organization_id)}
     row = keys.get(kid)
     if row is None:
-        raise NotFound(f"no signing key with kid {kid!r}; `vitalbridge keys list` shows them")
+        raise NotFound(
+            f"no signing key with kid {kid!r} in this key set; `vitalbridge keys list{_org_flag(organization_id)}` "
+            "shows them"
+        )
     if row.state is KeyState.retired:
         return row
     if row.state is KeyState.active:
         raise Conflict(
-            f"key {kid} is the active signing key; rotate first (`vitalbridge keys rotate --now`), "
-            "then retire it once no EHR needs it"
+            f"key {kid} is the active signing key; rotate first (`vitalbridge keys rotate --now"
+            f"{_org_flag(organization_id)}`), then retire it once no EHR needs it"
         )
     row.state = KeyState.retired
     row.retired_at = now
@@ -200,9 +266,13 @@ def retire(session: Session, kid: str) -> SigningKey:
     return row
 
 
-def list_keys(session: Session) -> list[SigningKey]:
-    promote_due_keys(session, now=utcnow())
-    return _select_keys(session)
+def list_keys(session: Session, *, organization_id: str | None = None) -> list[SigningKey]:
+    promote_due_keys(session, now=utcnow(), organization_id=organization_id)
+    return _select_keys(session, organization_id)
+
+
+def active_kid(session: Session, organization_id: str | None) -> str | None:
+    return session.scalar(select(SigningKey.kid).where(_in_set(organization_id), SigningKey.state == KeyState.active))
 
 
 def public_jwk(row: SigningKey) -> dict[str, Any]:
@@ -217,8 +287,13 @@ def public_jwk(row: SigningKey) -> dict[str, Any]:
     }
 
 
-def published_jwks(session: Session) -> dict[str, list[dict[str, Any]]]:
-    stmt = select(SigningKey).where(SigningKey.state.in_(PUBLISHED_STATES)).order_by(SigningKey.created_at)
+def published_jwks(session: Session, organization_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """One key set's published keys; never another set's (each EHR registration trusts one set)."""
+    stmt = (
+        select(SigningKey)
+        .where(_in_set(organization_id), SigningKey.state.in_(PUBLISHED_STATES))
+        .order_by(SigningKey.created_at)
+    )
     return {"keys": [public_jwk(k) for k in session.scalars(stmt)]}
 
 
@@ -231,27 +306,39 @@ class LoadedKey:
 
 
 class KeyRing:
-    """Finds the key that signs now; private keys are opened once per process and kept in memory."""
+    """Finds the key that signs now; private keys are opened once per process and kept in memory.
 
-    def __init__(self, sessions: sessionmaker[Session], sealer: Sealer) -> None:
+    An organization's key set gets its first key on first use (published in the same committed
+    transaction, before any assertion signed with it leaves the hub); the hub-wide set never
+    does: it exists only when an operator creates it.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], sealer: Sealer, *, key_size: int = MIN_KEY_SIZE) -> None:
         self._sessions = sessions
         self._sealer = sealer
+        self._key_size = key_size
         self._cache: dict[str, RSAKey] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"KeyRing({len(self._cache)} keys loaded)"
 
-    def signing_key(self) -> LoadedKey:
+    def signing_key(self, organization_id: str | None = None) -> LoadedKey:
         with self._sessions() as session, session.begin():
-            promote_due_keys(session, now=utcnow())
-            active = _select_keys(session, KeyState.active)
-            if not active:
-                raise ConfigurationError(
-                    "the hub has no signing key for private_key_jwt: run `vitalbridge keys generate` and register "
-                    "the hub's JWKS URL with the EHR"
+            if organization_id is not None:
+                row = ensure_signing_key(
+                    session, self._sealer, key_size=self._key_size, organization_id=organization_id
                 )
-            row = active[0]
+            else:
+                promote_due_keys(session, now=utcnow())
+                active = _select_keys(session, None, KeyState.active)
+                if not active:
+                    raise ConfigurationError(
+                        "the hub-wide key set has no signing key for private_key_jwt: run `vitalbridge keys generate`, "
+                        "or move the practice to its organization's key set (`vitalbridge practices edit "
+                        "--key-set organization`)"
+                    )
+                row = active[0]
             kid, sealed = row.kid, row.private_key_sealed
         return LoadedKey(kid, self._open(kid, sealed))
 

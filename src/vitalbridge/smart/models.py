@@ -54,21 +54,37 @@ def _enum(e: type[enum.Enum]) -> Enum:
 
 
 class SigningKey(Base):
-    """A hub-wide RS384 key pair; ``kid`` is its RFC 7638 JWK thumbprint (SHA-256)."""
+    """An RS384 key pair of one key set; ``kid`` is its RFC 7638 JWK thumbprint (SHA-256).
+
+    A key belongs to an organization's key set, or (``organization_id`` NULL) to the hub-wide set
+    of a single-tenant hub. ``kid`` is the primary key: one private key can never serve two sets.
+    """
 
     __tablename__ = "smart_signing_keys"
     __table_args__ = (
-        # At most one signing key, even when two processes generate or promote at once.
+        # At most one signing key per key set, even when two processes generate or promote at
+        # once. Two partial indexes because NULLs never collide in a unique index.
         Index(
             "uq_smart_signing_keys_one_active",
             "state",
             unique=True,
-            sqlite_where=text("state = 'active'"),
-            postgresql_where=text("state = 'active'"),
+            sqlite_where=text("state = 'active' AND organization_id IS NULL"),
+            postgresql_where=text("state = 'active' AND organization_id IS NULL"),
+        ),
+        Index(
+            "uq_smart_signing_keys_one_active_per_org",
+            "organization_id",
+            "state",
+            unique=True,
+            sqlite_where=text("state = 'active' AND organization_id IS NOT NULL"),
+            postgresql_where=text("state = 'active' AND organization_id IS NOT NULL"),
         ),
     )
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), nullable=True, index=True
+    )
     state: Mapped[KeyState] = mapped_column(_enum(KeyState))
     algorithm: Mapped[str] = mapped_column(String(16), default="RS384")
     key_size: Mapped[int] = mapped_column(Integer)

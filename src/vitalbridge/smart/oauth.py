@@ -20,6 +20,7 @@ import httpx
 from vitalbridge.ehr import call_meter
 from vitalbridge.ehr.headers import rate_limit_wait
 from vitalbridge.errors import EhrAuthError, EhrAuthUnavailable, EhrRateLimited
+from vitalbridge.tenancy.hints import edit_hint
 from vitalbridge.tenancy.models import AuthMethod
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,8 @@ def _hint(error: str, ctx: TokenContext) -> str:
     if error == "invalid_scope":
         return (
             f"the registration does not grant the requested scopes ({ctx.requested_scope}); "
-            "grant them in the EHR's developer portal or narrow the practice's scopes"
+            "grant them in the EHR's developer portal or narrow the practice's scopes with "
+            + edit_hint("--scopes '…'", '"scopes"')
         )
     if error in ("unauthorized_client", "unsupported_grant_type"):
         return f"the client registration does not allow the {ctx.grant_type} grant; check the app type"
@@ -157,8 +159,8 @@ def post_token(
         ) from None
     except httpx.TransportError as exc:
         raise EhrAuthUnavailable(
-            f"the token endpoint {ctx.token_url} is unreachable ({type(exc).__name__}); check the practice's "
-            "token_url, DNS, firewall and TLS"
+            f"the token endpoint {ctx.token_url} is unreachable ({type(exc).__name__}); check DNS, firewall and "
+            "TLS, and the practice's token URL (change it with " + edit_hint("--token-url URL", '"token_url"') + ")"
         ) from None
     log.debug(
         "token request grant=%s client=%s status=%s ms=%.0f",
@@ -225,6 +227,8 @@ def post_revocation(
 def _raise_unexpected(status: int, ctx: TokenContext) -> TokenResponse:
     raise EhrAuthError(
         f"the token endpoint {ctx.token_url} answered HTTP {status} without an OAuth error; "
-        "check that the practice's token_url is the EHR's OAuth token endpoint",
+        "check that the practice's token URL is the EHR's OAuth token endpoint (change it with "
+        + edit_hint("--token-url URL", '"token_url"')
+        + ")",
         status_code=status,
     )

@@ -11,6 +11,7 @@ from datetime import datetime
 import httpx
 
 from vitalbridge.db.base import utcnow
+from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.ehr.ratelimit import RateLimiter
 from vitalbridge.runtime import Hub
 from vitalbridge.security.outbound import guarded_transport
@@ -22,14 +23,24 @@ from vitalbridge.smart.launch import CALLBACK_PATH
 from vitalbridge.smart.standalone import StandaloneFlow
 from vitalbridge.smart.token_cache import TokenCache
 
+# The hub-wide key set: for a single-tenant hub and for practices registered before per-organization sets.
 JWKS_PATH = "/.well-known/jwks.json"
+# One key set per organization; the key set id is the organization's id.
+ORG_JWKS_PATH = "/.well-known/jwks/{key_set_id}.json"
 _EXTRA = "smart"
 _CREATE_LOCK = threading.Lock()
 
 
-def jwks_url(settings: Settings) -> str:
-    """The URL to register with every EHR (one for the whole hub)."""
-    return settings.base_url + JWKS_PATH
+def jwks_url(settings: Settings, organization_id: str | None = None) -> str:
+    """The JWKS URL of one key set: an organization's, or (None) the hub-wide one."""
+    if organization_id is None:
+        return settings.base_url + JWKS_PATH
+    return settings.base_url + ORG_JWKS_PATH.format(key_set_id=organization_id)
+
+
+def practice_jwks_url(settings: Settings, conn: PracticeConnection) -> str:
+    """The URL to register with this practice's EHR: the key set its assertions are signed with."""
+    return jwks_url(settings, conn.key_set_owner)
 
 
 def redirect_uri(settings: Settings) -> str:
@@ -68,7 +79,7 @@ def build_smart(
     http = httpx.Client(
         follow_redirects=False, transport=transport or guarded_transport(hub.outbound_policy), timeout=30.0
     )
-    keyring = KeyRing(hub.sessions, hub.sealer)
+    keyring = KeyRing(hub.sessions, hub.sealer, key_size=s.key_size)
     authenticator = ClientAuthenticator(keyring, hub.sealer, assertion_lifetime_s=s.assertion_lifetime_s)
     limiter = RateLimiter(
         hub.sessions,
@@ -88,7 +99,11 @@ def build_smart(
         wait_s=lease_s + 30.0,
         clock=clock,
     )
-    backend = BackendTokens(http=http, authenticator=authenticator, limiter=limiter, cache=cache, jwks_url=jwks_url(s))
+
+    def jwks_for(conn: PracticeConnection) -> str:
+        return practice_jwks_url(s, conn)
+
+    backend = BackendTokens(http=http, authenticator=authenticator, limiter=limiter, cache=cache, jwks_url=jwks_for)
     standalone = StandaloneFlow(
         sessions=hub.sessions,
         sealer=hub.sealer,
@@ -97,7 +112,7 @@ def build_smart(
         limiter=limiter,
         cache=cache,
         redirect_uri=redirect_uri(s),
-        jwks_url=jwks_url(s),
+        jwks_url=jwks_for,
         state_ttl_s=s.launch_state_ttl_s,
     )
     return Smart(s, http, keyring, authenticator, limiter, cache, backend, standalone)

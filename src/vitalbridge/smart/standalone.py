@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 import httpx
@@ -54,6 +54,7 @@ from vitalbridge.smart.models import (
 from vitalbridge.smart.oauth import TokenContext, TokenResponse, post_revocation, post_token
 from vitalbridge.smart.token_cache import TokenCache
 from vitalbridge.smart.tokens import STANDALONE_KEY, AccessToken
+from vitalbridge.tenancy.hints import edit_hint
 from vitalbridge.tenancy.models import Practice
 
 ACTOR = audit.Actor.service("smart")
@@ -70,7 +71,7 @@ class StandaloneFlow:
         limiter: RateLimiter,
         cache: TokenCache,
         redirect_uri: str,
-        jwks_url: str,
+        jwks_url: Callable[[PracticeConnection], str],
         state_ttl_s: int = 600,
     ) -> None:
         self._sessions = sessions
@@ -95,7 +96,8 @@ class StandaloneFlow:
         if config.authorization_endpoint is None:
             raise EhrAuthError(
                 f"practice {conn.practice_code} has no authorize_url and the EHR's SMART configuration names no "
-                "authorization_endpoint; set the practice's authorize_url"
+                "authorization_endpoint; set the practice's authorize URL with "
+                + edit_hint("--authorize-url URL", '"authorize_url"')
             )
         if config.code_challenge_methods_supported and "S256" not in config.code_challenge_methods_supported:
             raise EhrAuthError(f"the EHR of practice {conn.practice_code} does not support PKCE S256")
@@ -217,7 +219,7 @@ class StandaloneFlow:
             auth_method=conn.auth_method,
             requested_scope=launch.scopes,
             kid=auth.kid,
-            jwks_url=self._jwks_url,
+            jwks_url=self._jwks_url(conn),
         )
         form = {
             "grant_type": "authorization_code",
@@ -298,7 +300,7 @@ class StandaloneFlow:
             auth_method=conn.auth_method,
             requested_scope="",
             kid=auth.kid,
-            jwks_url=self._jwks_url,
+            jwks_url=self._jwks_url(conn),
         )
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
         try:
@@ -363,7 +365,7 @@ class StandaloneFlow:
                         auth_method=conn.auth_method,
                         requested_scope="",
                         kid=auth.kid,
-                        jwks_url=self._jwks_url,
+                        jwks_url=self._jwks_url(conn),
                     )
                     post_revocation(self._http, {"token": token, "token_type_hint": hint}, auth, ctx)
                     confirmed = True

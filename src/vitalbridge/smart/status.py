@@ -16,10 +16,12 @@ from vitalbridge.ehr.client import EhrClient
 from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.errors import EhrRejected
 from vitalbridge.settings import Settings
-from vitalbridge.smart.models import BackendAuthStatus, EhrToken, GrantKind, GrantStatus, KeyState, SigningKey
-from vitalbridge.smart.services import Smart, jwks_url
+from vitalbridge.smart.keys import active_kid
+from vitalbridge.smart.models import BackendAuthStatus, EhrToken, GrantKind, GrantStatus
+from vitalbridge.smart.services import Smart, jwks_url, practice_jwks_url
 from vitalbridge.smart.tokens import STANDALONE_KEY
-from vitalbridge.tenancy.models import AuthMethod, Practice, PracticeEnvironment
+from vitalbridge.tenancy.hints import edit_hint
+from vitalbridge.tenancy.models import AuthMethod, KeySetScope, Practice, PracticeEnvironment
 
 REQUIRED_RESOURCES = ("Patient", "Observation")
 
@@ -38,12 +40,28 @@ def deployment_warnings(settings: Settings, practice: Practice) -> list[str]:
         )
     elif practice.environment is PracticeEnvironment.production and not settings.public_url.startswith("https://"):
         warnings.append("VB_PUBLIC_URL is not https: production EHRs fetch the JWKS only over TLS")
+    if practice.auth_method is AuthMethod.private_key_jwt and practice.signing_key_set is KeySetScope.hub:
+        # Migration path (issue 10): registrations from before per-organization key sets keep
+        # working, but the hub-wide key set proves nothing about which organization signs.
+        warnings.append(
+            "this practice signs with the hub-wide key set (/.well-known/jwks.json), which every organization on "
+            f"this hub shares: register {jwks_url(settings, practice.organization_id)} as the JWKS URL of client "
+            "id the practice uses with the EHR, then switch with "
+            + edit_hint("--key-set organization", '"signing_key_set": "organization"')
+        )
+    if practice.tenant_key is None or practice.client_claim_key is None:
+        warnings.append(
+            "this practice's FHIR base URL and practice code, or its token endpoint and client id, are also "
+            "registered by an older practice on this hub; correct them with "
+            + edit_hint("--fhir-base-url/--client-id", '"fhir_base_url"/"client_id"')
+        )
     return warnings
 
 
 def practice_status(session: Session, practice: Practice, *, settings: Settings) -> dict[str, Any]:
-    jwks = jwks_url(settings)
-    active_kid = session.scalar(select(SigningKey.kid).where(SigningKey.state == KeyState.active))
+    conn = PracticeConnection.of(practice)
+    jwks = practice_jwks_url(settings, conn)
+    signing_kid = active_kid(session, conn.key_set_owner)
     backend = session.get(BackendAuthStatus, practice.id)
     grant = session.scalar(
         select(EhrToken).where(
@@ -54,8 +72,9 @@ def practice_status(session: Session, practice: Practice, *, settings: Settings)
     )
 
     credentials_problem: str | None = None
-    if practice.auth_method is AuthMethod.private_key_jwt and active_kid is None:
-        credentials_problem = "the hub has no signing key: run `vitalbridge keys generate`"
+    if practice.auth_method is AuthMethod.private_key_jwt and signing_kid is None and conn.key_set_owner is None:
+        # An organization's key set gets its first key on first use; the hub-wide one never does.
+        credentials_problem = "the hub-wide key set has no signing key: run `vitalbridge keys generate`"
     elif practice.auth_method is AuthMethod.client_secret_basic and practice.client_secret_sealed is None:
         credentials_problem = "client_secret_basic is selected but no client secret is stored"
     last_failed = bool(
@@ -92,8 +111,9 @@ def practice_status(session: Session, practice: Practice, *, settings: Settings)
         "jwt_last_success": _iso(backend.last_success_at) if backend else None,
         "jwt_last_error": backend.last_error if backend else None,
         "jwt_last_error_at": _iso(backend.last_error_at) if backend else None,
-        "signing_kid": backend.last_kid if backend and backend.last_kid else active_kid,
+        "signing_kid": backend.last_kid if backend and backend.last_kid else signing_kid,
         "jwks_url": jwks,
+        "signing_key_set": practice.signing_key_set.value,
         "oauth2_configured": oauth2_configured,
         "oauth2_reason": oauth2_reason,
         "oauth2_token_expires": _iso(grant.expires_at) if grant and grant.status is GrantStatus.active else None,
@@ -116,7 +136,9 @@ def check_jwt(smart: Smart, conn: PracticeConnection) -> dict[str, Any]:
         "token_type": token.token_type,
         "expires_in": token.lifetime_s,
         "scope": token.scope,
-        "kid": None if conn.auth_method is AuthMethod.client_secret_basic else smart.keyring.signing_key().kid,
+        "kid": None
+        if conn.auth_method is AuthMethod.client_secret_basic
+        else smart.keyring.signing_key(conn.key_set_owner).kid,
     }
 
 
@@ -129,7 +151,7 @@ def check_connection(client: EhrClient, conn: PracticeConnection) -> dict[str, A
     if body.get("resourceType") != "CapabilityStatement":
         raise EhrRejected(
             f"GET metadata of practice {conn.practice_code} did not return a CapabilityStatement; "
-            "check the practice's fhir_base_url",
+            "correct the practice's FHIR base URL with " + edit_hint("--fhir-base-url URL", '"fhir_base_url"'),
             status_code=resp.status_code,
         )
     resources: list[str] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,13 +19,14 @@ from vitalbridge.api.deps import HubDep, open_route, require_role
 from vitalbridge.api.types import REF_PATTERN
 from vitalbridge.ehr.client import ehr_client
 from vitalbridge.ehr.connection import PracticeConnection
-from vitalbridge.errors import ConfigurationError, Conflict, FieldError, UpstreamError, ValidationFailed
+from vitalbridge.errors import ConfigurationError, Conflict, FieldError, NotFound, UpstreamError, ValidationFailed
 from vitalbridge.runtime import Hub
 from vitalbridge.smart import keys
-from vitalbridge.smart.services import JWKS_PATH, smart_for
+from vitalbridge.smart.services import JWKS_PATH, ORG_JWKS_PATH, smart_for
 from vitalbridge.smart.status import check_connection, check_jwt, practice_status
 from vitalbridge.tenancy import service
-from vitalbridge.tenancy.models import Role
+from vitalbridge.tenancy.hints import edit_hint
+from vitalbridge.tenancy.models import Organization, Role
 from vitalbridge.tenancy.service import Principal
 
 # RFC 6749 §3.3: scope tokens are printable ASCII without spaces, joined by single spaces.
@@ -39,12 +40,32 @@ IntegrationDep = Annotated[Principal, Depends(require_role(Role.integration))]
 AnyRoleDep = Annotated[Principal, Depends(require_role(Role.clinician, Role.integration))]
 
 
-@jwks_router.get(JWKS_PATH, summary="The hub's public signing keys (JWK Set)")
+def _jwks_response(hub: Hub, document: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(document, headers={"Cache-Control": f"public, max-age={hub.settings.jwks_max_age_s}"})
+
+
+@jwks_router.get(JWKS_PATH, summary="The hub-wide public signing keys (JWK Set; single-tenant hubs)")
 def jwks(hub: HubDep) -> JSONResponse:
-    """Public RSA parameters only (kty, n, e, kid, alg, use); register this URL with each EHR."""
+    """Public RSA parameters only (kty, n, e, kid, alg, use) of the hub-wide key set. On a hub with
+    more than one organization, register each organization's own URL instead (``jwks_url`` of
+    the practice): this set is shared by every organization."""
     with hub.sessions() as session, session.begin():
         document = keys.published_jwks(session)
-    return JSONResponse(document, headers={"Cache-Control": f"public, max-age={hub.settings.jwks_max_age_s}"})
+    return _jwks_response(hub, document)
+
+
+@jwks_router.get(ORG_JWKS_PATH, summary="One organization's public signing keys (JWK Set)")
+def organization_jwks(key_set_id: Annotated[str, Path(pattern=REF_PATTERN)], hub: HubDep) -> JSONResponse:
+    """The key set an organization's practices sign with; register this URL with their EHR.
+    Only this organization's keys are listed, so a registration naming it accepts no other
+    organization's client assertions. The first key is created on first use."""
+    with hub.sessions() as session, session.begin():
+        if session.get(Organization, key_set_id) is None:
+            raise NotFound("no such key set")
+        # Published before any assertion is signed with it: the EHR may fetch at registration.
+        keys.ensure_signing_key(session, hub.sealer, key_size=hub.settings.key_size, organization_id=key_set_id)
+        document = keys.published_jwks(session, key_set_id)
+    return _jwks_response(hub, document)
 
 
 def _connection(hub: Hub, principal: Principal, ref: str | None) -> PracticeConnection:
@@ -85,7 +106,8 @@ def authorize(
         # Only reached without an authorize_url: the practice is not ready for a launch.
         raise Conflict(
             f"cannot start a standalone launch for practice {conn.practice_code}: {exc}; "
-            "set the practice's authorize_url or fix its FHIR base URL"
+            "set the practice's authorize URL or correct its FHIR base URL with "
+            + edit_hint("--authorize-url URL", '"authorize_url"')
         ) from None
     return AuthorizeOut(
         authorization_url=started.authorization_url,

@@ -5,7 +5,16 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, Float, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    Enum,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vitalbridge.db.base import Base, new_id, utcnow
@@ -33,6 +42,17 @@ class AuthMethod(enum.StrEnum):
     client_secret_basic = "client_secret_basic"  # RFC 6749 §2.3.1 shared secret
 
 
+class KeySetScope(enum.StrEnum):
+    """Which signing keys a ``private_key_jwt`` practice's assertions use (issue 10 item 1)."""
+
+    # The organization's own key set, at /.well-known/jwks/{organization id}.json: an EHR
+    # registration naming that URL accepts no other organization's assertion.
+    organization = "organization"
+    # The hub-wide set at /.well-known/jwks.json: only for a single-tenant hub, and for
+    # practices registered before key sets were per organization (``ecw status`` warns).
+    hub = "hub"
+
+
 class DeliveryChannel(enum.StrEnum):
     fhir = "fhir"  # Observation create over FHIR R4
     hl7v2 = "hl7v2"  # ORU^R01 over MLLP
@@ -51,11 +71,43 @@ class Organization(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+# Client ids some EHRs issue are signed JWTs of several hundred characters.
+CLIENT_ID_MAX = 4096
+
+
+class PracticeClientClaim(Base):
+    """Which organization owns a (token endpoint, client id) pair, hub-wide.
+
+    One EHR client registration may serve several practices of one organization (eCW activates a
+    client per practice), so the pair cannot be unique per practice; it is unique here, and each
+    practice's composite foreign key ties its pair to its own organization's claim. ``claim_key``
+    is a SHA-256 over the normalised pair: client ids can be too long for a btree index.
+    """
+
+    __tablename__ = "practice_client_claims"
+    __table_args__ = (UniqueConstraint("claim_key", "organization_id", name="uq_practice_client_claims_key_org"),)
+
+    claim_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Practice(Base):
     """One EHR tenant: eCW routes per practice code in the FHIR base path."""
 
     __tablename__ = "practices"
-    __table_args__ = (UniqueConstraint("organization_id", "practice_code", name="uq_practices_org_code"),)
+    __table_args__ = (
+        UniqueConstraint("organization_id", "practice_code", name="uq_practices_org_code"),
+        # Hub-wide: one practice per (normalised FHIR base URL, practice code).
+        UniqueConstraint("tenant_key", name="uq_practices_tenant_key"),
+        # Hub-wide: one practice per HL7 sending facility (MSH-4 routes inbound ADT by it).
+        UniqueConstraint("hl7_sending_facility", name="uq_practices_hl7_sending_facility"),
+        ForeignKeyConstraint(
+            ["client_claim_key", "organization_id"],
+            ["practice_client_claims.claim_key", "practice_client_claims.organization_id"],
+            name="fk_practices_client_claim",
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
@@ -67,7 +119,7 @@ class Practice(Base):
     fhir_base_url: Mapped[str] = mapped_column(String(500))
     token_url: Mapped[str] = mapped_column(String(500))
     authorize_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    client_id: Mapped[str] = mapped_column(String(200))
+    client_id: Mapped[str] = mapped_column(String(CLIENT_ID_MAX))
     auth_method: Mapped[AuthMethod] = mapped_column(_enum(AuthMethod), default=AuthMethod.private_key_jwt)
     client_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     scopes: Mapped[str] = mapped_column(String(1000), default="system/Patient.read system/Observation.write")
@@ -80,15 +132,23 @@ class Practice(Base):
     request_timeout_s: Mapped[float] = mapped_column(Float, default=30.0)
     # Identifier system of the practice's MRNs, for EHRs that do not type them "MR" (SPEC §4).
     mrn_system: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    signing_key_set: Mapped[KeySetScope] = mapped_column(_enum(KeySetScope), default=KeySetScope.organization)
+    # SHA-256 of the normalised (FHIR base URL, practice code) and (token URL, client id). NULL
+    # only for rows migrated from before the rule that clashed with an older registration.
+    tenant_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    client_claim_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class User(Base):
     __tablename__ = "users"
+    # Unique per organization, not hub-wide: a hub-wide rule would answer "taken" for an email
+    # another organization uses, telling every admin who the other tenants' users are.
+    __table_args__ = (UniqueConstraint("organization_id", "email", name="uq_users_organization_id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
     display_name: Mapped[str] = mapped_column(String(200), default="")
     role: Mapped[Role] = mapped_column(_enum(Role), default=Role.clinician)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -12,7 +12,7 @@ from vitalbridge.audit import Actor, Outcome, record
 from vitalbridge.observability.context import current_correlation_id
 from vitalbridge.tenancy import service
 from vitalbridge.tenancy.models import Role
-from vitalbridge.tenancy.schemas import PracticeIn, PracticeOut
+from vitalbridge.tenancy.schemas import PracticeIn, PracticeOut, PracticePatch
 from vitalbridge.tenancy.service import Principal
 
 router = APIRouter(prefix="/api/v1/practices", tags=["practices"])
@@ -37,14 +37,44 @@ def register_practice(body: PracticeIn, session: SessionDep, hub: HubDep, princi
         resource_ids=[practice.id],
         correlation_id=current_correlation_id(),
     )
-    return PracticeOut.of(practice)
+    return PracticeOut.of(practice, base_url=hub.settings.base_url)
+
+
+@router.patch("/{practice_id}", response_model=PracticeOut)
+def edit_practice(
+    practice_id: RefParam, body: PracticePatch, session: SessionDep, hub: HubDep, principal: AdminDep
+) -> PracticeOut:
+    """Change a practice's registration: only the fields sent change; ``null`` clears an optional
+    one. The client secret is write-only. The hub-wide uniqueness rules apply as on registration,
+    and cached EHR tokens of the old registration are dropped."""
+    practice, changed = service.update_practice(
+        session, principal.organization_id, practice_id, body, hub.sealer, hub.settings, resolver=hub.resolver
+    )
+    record(
+        session,
+        action="practice.updated",
+        outcome=Outcome.success,
+        actor=Actor("token", principal.token_id),
+        organization_id=principal.organization_id,
+        practice_id=practice.id,
+        resource_type="Practice",
+        resource_ids=[practice.id],
+        correlation_id=current_correlation_id(),
+        # Field names only: values (URLs, client ids, secrets) stay out of the audit trail.
+        detail={"fields": sorted(changed)},
+    )
+    return PracticeOut.of(practice, base_url=hub.settings.base_url)
 
 
 @router.get("/", response_model=list[PracticeOut])
-def list_practices(session: SessionDep, principal: AnyRoleDep) -> list[PracticeOut]:
-    return [PracticeOut.of(p) for p in service.list_practices(session, principal.organization_id)]
+def list_practices(session: SessionDep, hub: HubDep, principal: AnyRoleDep) -> list[PracticeOut]:
+    return [
+        PracticeOut.of(p, base_url=hub.settings.base_url)
+        for p in service.list_practices(session, principal.organization_id)
+    ]
 
 
 @router.get("/{practice_id}", response_model=PracticeOut)
-def get_practice(practice_id: RefParam, session: SessionDep, principal: AnyRoleDep) -> PracticeOut:
-    return PracticeOut.of(service.get_practice(session, principal.organization_id, practice_id))
+def get_practice(practice_id: RefParam, session: SessionDep, hub: HubDep, principal: AnyRoleDep) -> PracticeOut:
+    practice = service.get_practice(session, principal.organization_id, practice_id)
+    return PracticeOut.of(practice, base_url=hub.settings.base_url)

@@ -24,7 +24,8 @@ class ClientIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    client_id: str = Field(min_length=1, max_length=200)
+    # Some EHRs issue a signed JWT of several hundred characters as the client id.
+    client_id: str = Field(min_length=1, max_length=4096)
     jwks_url: str | None = None
     jwks: dict[str, Any] | None = None
     client_secret: str | None = Field(default=None, min_length=1)
