@@ -16,6 +16,7 @@
         ├── EhrRejected               502  processing  AE   (a 4xx the EHR will repeat)    permanent
         │   ├── EhrForbidden          502  forbidden   AE   (403: scope not granted)
         │   ├── EhrNotFound           502  not-found   AE   (404/410: e.g. a merged patient)
+        │   ├── EhrUnsupported        502  not-supported AE (405/501, not-supported, 404 on a type URL)
         │   └── EhrInvalid            502  invalid     AE   (400/422 with an OperationOutcome)
         └── EhrAuthError              502  login       AE   (token endpoint refused: oauth_error) permanent
             └── EhrAuthUnavailable    502  transient   AE   (token endpoint unreachable / 5xx)    transient
@@ -188,6 +189,16 @@ class EhrForbidden(EhrRejected):
 class EhrNotFound(EhrRejected):
     fhir_issue_code: ClassVar[str] = "not-found"
     error_code: ClassVar[str] = "ehr_not_found"
+
+
+@dataclass
+class EhrUnsupported(EhrRejected):
+    """The EHR does not offer the interaction at all (FHIR R4 http.html: 405, 501, an
+    OperationOutcome ``not-supported``, 404 on a type-level URL, or its CapabilityStatement says
+    so). A configuration problem of the practice, never a missing resource: nothing is re-linked."""
+
+    fhir_issue_code: ClassVar[str] = "not-supported"
+    error_code: ClassVar[str] = "ehr_not_supported"
 
 
 @dataclass

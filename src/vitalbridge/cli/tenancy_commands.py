@@ -14,7 +14,7 @@ import typer
 from vitalbridge.audit import Outcome, record
 from vitalbridge.cli.common import hub_session, operator
 from vitalbridge.tenancy import service
-from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, PracticeEnvironment, Role
+from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, EhrAccess, PracticeEnvironment, Role
 from vitalbridge.tenancy.schemas import PracticeIn, PracticeOut
 
 orgs = typer.Typer(help="Organizations (RPM customers).", no_args_is_help=True)
@@ -175,6 +175,10 @@ def practices_add(
     rate_limit_per_minute: Annotated[int, typer.Option(help="EHR calls per minute, token calls included.")] = 250,
     environment: Annotated[PracticeEnvironment, typer.Option()] = PracticeEnvironment.sandbox,
     channel: Annotated[DeliveryChannel, typer.Option(help="Delivery channel.")] = DeliveryChannel.fhir,
+    ehr_access: Annotated[
+        EhrAccess,
+        typer.Option(help="Token for EHR calls: backend services, or a user's standalone (consent) grant."),
+    ] = EhrAccess.backend,
 ) -> None:
     """Register a practice and print its id."""
     from pydantic import ValidationError
@@ -194,6 +198,7 @@ def practices_add(
                 "scopes": scopes.split(),
                 "rate_limit_per_minute": rate_limit_per_minute,
                 "delivery_channel": channel,
+                "ehr_access": ehr_access,
             }
         )
     except ValidationError as exc:

@@ -7,6 +7,7 @@ A failure is classified by its exception TYPE from the error tree, never by its 
     EhrUnavailable (5xx, 408, timeout, reset)   retry         yes        may have been stored: search before retrying
     EhrAuthUnavailable (token endpoint down)    retry         no
     Hl7TransportError / CommitError / BadAck    retry         yes        same control id on resend
+    EhrUnsupported (405/501, not-supported)     dead          no         configuration: the EHR lacks the interaction
     EhrNotFound (404/410)                       relink        no         patient unknown or merged
     EhrSubjectRefused (400/422 at .subject)     relink        no         the EHR refuses the subject (merged)
     EhrAuthError (401 after a fresh token)      dead          no
@@ -34,6 +35,7 @@ from vitalbridge.errors import (
     EhrRejected,
     EhrSubjectRefused,
     EhrUnavailable,
+    EhrUnsupported,
     RateLimited,
     ValidationFailed,
 )
@@ -61,6 +63,8 @@ RULES: tuple[Rule, ...] = (
     Rule(RateLimited, Action.wait),
     Rule(EhrAuthUnavailable, Action.retry),
     Rule(EhrAuthError, Action.dead),
+    # Before EhrNotFound's relink: a missing route is not a missing patient (issue 12, item 7).
+    Rule(EhrUnsupported, Action.dead),
     Rule(EhrNotFound, Action.relink),
     Rule(EhrSubjectRefused, Action.relink),
     Rule(EhrRejected, Action.dead),

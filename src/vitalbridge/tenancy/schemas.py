@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from vitalbridge.api.types import SafeText
-from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, PracticeEnvironment, Role
+from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, EhrAccess, PracticeEnvironment, Role
 
 PRACTICE_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -25,6 +25,10 @@ class PracticeIn(BaseModel):
     auth_method: AuthMethod = AuthMethod.private_key_jwt
     client_secret: SecretStr | None = None
     scopes: list[str] = Field(default_factory=lambda: ["system/Patient.read", "system/Observation.write"], min_length=1)
+    ehr_access: EhrAccess = Field(
+        default=EhrAccess.backend,
+        description="token for EHR calls: backend services, or the standalone (user-consent) grant",
+    )
     rate_limit_per_minute: int = Field(default=250, ge=1, le=100_000)
     delivery_channel: DeliveryChannel = DeliveryChannel.fhir
     hl7_sending_facility: SafeText | None = Field(default=None, max_length=200)
@@ -55,6 +59,7 @@ class PracticeOut(BaseModel):
     auth_method: AuthMethod
     client_secret_configured: bool
     scopes: list[str]
+    ehr_access: EhrAccess = EhrAccess.backend
     rate_limit_per_minute: int
     delivery_channel: DeliveryChannel
     hl7_sending_facility: str | None
@@ -78,6 +83,7 @@ class PracticeOut(BaseModel):
             auth_method=p.auth_method,
             client_secret_configured=p.client_secret_sealed is not None,
             scopes=p.scopes.split(),
+            ehr_access=p.ehr_access,
             rate_limit_per_minute=p.rate_limit_per_minute,
             delivery_channel=p.delivery_channel,
             hl7_sending_facility=p.hl7_sending_facility,

@@ -204,6 +204,7 @@ def add_practice(
         client_id=data.client_id,
         auth_method=data.auth_method,
         scopes=" ".join(data.scopes),
+        ehr_access=data.ehr_access,
         rate_limit_per_minute=data.rate_limit_per_minute,
         delivery_channel=data.delivery_channel,
         hl7_sending_facility=data.hl7_sending_facility,
