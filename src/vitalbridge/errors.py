@@ -19,7 +19,8 @@
         │   ├── EhrUnsupported        502  not-supported AE (405/501, not-supported, 404 on a type URL)
         │   └── EhrInvalid            502  invalid     AE   (400/422 with an OperationOutcome)
         └── EhrAuthError              502  login       AE   (token endpoint refused: oauth_error) permanent
-            └── EhrAuthUnavailable    502  transient   AE   (token endpoint unreachable / 5xx)    transient
+            ├── EhrAuthUnavailable    502  transient   AE   (token endpoint unreachable / 5xx)    transient
+            └── EhrReauthorize        502  login       AE   (the user grant is gone: re-authorize) transient
 
 ``transient`` is a class attribute: retry policies decide by type (STYLE 6), never by message.
 
@@ -238,4 +239,14 @@ class EhrAuthUnavailable(EhrAuthError):
 
     fhir_issue_code: ClassVar[str] = "transient"
     error_code: ClassVar[str] = "ehr_auth_unavailable"
+    transient: ClassVar[bool] = True
+
+
+@dataclass
+class EhrReauthorize(EhrAuthError):
+    """The practice's standalone (user-consent) grant is unusable — never given, revoked, expired,
+    or its refresh refused: a user must authorize again. Transient for the work that needs it:
+    deliveries wait (and go through once a user re-authorizes) instead of dead-lettering."""
+
+    error_code: ClassVar[str] = "ehr_reauthorize"
     transient: ClassVar[bool] = True

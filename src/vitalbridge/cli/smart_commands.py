@@ -19,7 +19,9 @@ from vitalbridge.smart import keys as keyring
 from vitalbridge.smart.models import SigningKey
 
 keys = typer.Typer(help="The hub's RS384 signing keys, published at /.well-known/jwks.json.", no_args_is_help=True)
-ecw = typer.Typer(help="Check a practice's EHR connection (SMART backend services).", no_args_is_help=True)
+ecw = typer.Typer(
+    help="Check a practice's EHR connection (backend services or the standalone user grant).", no_args_is_help=True
+)
 
 
 def _iso(row: SigningKey, name: str) -> str:
@@ -122,13 +124,15 @@ def _run_check(org: str, practice: str, which: str, population_sync: bool | None
     from vitalbridge.settings import load_settings
     from vitalbridge.smart.connection_check import check_connection
     from vitalbridge.smart.services import smart_for
-    from vitalbridge.smart.status import check_jwt, population_sync_in_use
+    from vitalbridge.smart.status import check_jwt, population_sync_in_use, refresh_standalone
 
     conn = _practice(org, practice)
     hub = build_hub(load_settings())
     try:
         if which == "jwt":
             result = check_jwt(smart_for(hub), conn)
+        elif which == "refresh":
+            result = refresh_standalone(smart_for(hub), conn)
         else:
             with hub.sessions() as session:
                 fhir_delivery, sync_in_use = population_sync_in_use(session, conn.id)
@@ -172,6 +176,16 @@ def ecw_test_connection(
     """Get a token, compare granted with requested scopes, check the interactions the hub uses in
     the CapabilityStatement, make one authenticated call; print each finding. Exit 1 on an error."""
     _run_check(org, practice, "connection", population_sync)
+
+
+@ecw.command("refresh")
+def ecw_refresh(
+    org: Annotated[str, typer.Option(help="Organization id or name.")],
+    practice: Annotated[str, typer.Option(help="Practice id or code.")],
+) -> None:
+    """Refresh the practice's standalone (user) grant now; print the new token's lifetime, or the
+    error ("re-authorize" when the EHR no longer honours the grant). Exit 1 on an error."""
+    _run_check(org, practice, "refresh")
 
 
 @ecw.command("status")

@@ -6,6 +6,7 @@ A failure is classified by its exception TYPE from the error tree, never by its 
     EhrRateLimited / RateLimited (429, bucket)  wait          no         Retry-After, bucket slowed by the client
     EhrUnavailable (5xx, 408, timeout, reset)   retry         yes        may have been stored: search before retrying
     EhrAuthUnavailable (token endpoint down)    retry         no
+    EhrReauthorize (user grant gone)            retry         no         waits for a user to re-authorize (max age)
     Hl7TransportError / CommitError / BadAck    retry         yes        same control id on resend
     EhrUnsupported (405/501, not-supported)     dead          no         configuration: the EHR lacks the interaction
     EhrNotFound (404/410)                       relink        no         patient unknown or merged
@@ -32,6 +33,7 @@ from vitalbridge.errors import (
     EhrAuthError,
     EhrAuthUnavailable,
     EhrNotFound,
+    EhrReauthorize,
     EhrRejected,
     EhrSubjectRefused,
     EhrUnavailable,
@@ -62,6 +64,7 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     Rule(RateLimited, Action.wait),
     Rule(EhrAuthUnavailable, Action.retry),
+    Rule(EhrReauthorize, Action.retry),
     Rule(EhrAuthError, Action.dead),
     # Before EhrNotFound's relink: a missing route is not a missing patient (issue 12, item 7).
     Rule(EhrUnsupported, Action.dead),

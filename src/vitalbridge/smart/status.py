@@ -149,6 +149,20 @@ def check_jwt(smart: Smart, conn: PracticeConnection) -> dict[str, Any]:
     }
 
 
+def refresh_standalone(smart: Smart, conn: PracticeConnection) -> dict[str, Any]:
+    """Refresh the practice's user grant now (not from the cache); raises ``EhrReauthorize``."""
+    token = smart.standalone.token(conn, force=True)
+    return {
+        "status": "refreshed",
+        "practice": conn.practice_code,
+        "ehr_access": conn.grant.value,
+        "token_type": token.token_type,
+        "expires_at": _iso(token.expires_at),
+        "expires_in": token.lifetime_s,
+        "scope": token.scope,
+    }
+
+
 def population_sync_in_use(session: Session, practice_id: str) -> tuple[bool, bool]:
     """(delivers over FHIR, has run a population sync): what the connection test must check."""
     from vitalbridge.patients.models import BulkSyncJob

@@ -24,7 +24,7 @@ from vitalbridge.runtime import Hub
 from vitalbridge.smart import keys
 from vitalbridge.smart.connection_check import check_connection
 from vitalbridge.smart.services import JWKS_PATH, smart_for
-from vitalbridge.smart.status import check_jwt, population_sync_in_use, practice_status
+from vitalbridge.smart.status import check_jwt, population_sync_in_use, practice_status, refresh_standalone
 from vitalbridge.tenancy import service
 from vitalbridge.tenancy.models import Role
 from vitalbridge.tenancy.service import Principal
@@ -186,6 +186,14 @@ def post_test_connection(
         lambda: check_connection(ehr_client(hub), conn, fhir_delivery=fhir_delivery, population_sync=population_sync),
         conn,
     )
+
+
+@router.post("/auth/refresh/", summary="Refresh the standalone (user) grant now and show the new token's lifetime")
+def refresh(hub: HubDep, principal: IntegrationDep, body: PracticeRef | None = None) -> dict[str, Any]:
+    """Forces a refresh_token grant (eCW rotates the refresh token: the new one is stored). A grant
+    the EHR no longer honours answers ``{"status": "error", "error": "ehr_reauthorize", …}``."""
+    conn = _connection(hub, principal, body.practice if body else None)
+    return _checked(lambda: refresh_standalone(smart_for(hub), conn), conn)
 
 
 @router.post("/auth/revoke/", summary="Disconnect the standalone grant (RFC 7009 revocation)")
