@@ -66,6 +66,16 @@ CLOCK = "check the hub's clock (NTP)"
             "https://hub.example.org/.well-known/jwks.json",
             CLOCK,
         ),
+        # Both a key and a registration word: the key set is what to check.
+        (
+            "invalid_client",
+            "the registered JWKS URL answered HTTP 404",
+            "client_credentials",
+            "signature",
+            "lists kid kid-abc",
+            "developer portal",
+        ),
+        ("invalid_client", "unknown client 'x'", "client_credentials", "registration", "developer portal", CLOCK),
         # The same words mean something else for a user grant.
         ("invalid_grant", "Refresh token expired", "refresh_token", "grant-gone", "re-authorize", CLOCK),
         ("invalid_grant", "token was revoked by the user", "refresh_token", "grant-gone", "re-authorize", CLOCK),

@@ -100,9 +100,15 @@ class Cause:
 _CLIENT_CREDENTIALS = ("client_credentials",)
 
 # Order matters: client-assertion causes first (they can fail any grant of a confidential client),
+# the key before the registration ("the registered JWKS URL answered 404" is about the key set),
 # then what only one grant has, then the broad words ("expired", "time") last.
 CAUSES: tuple[Cause, ...] = (
     Cause("replayed-jti", ("jti", "replay", "replayed", "reused", "duplicate"), _replay),
+    Cause(
+        "signature",
+        ("kid", "key", "keys", "jwks", "jwk", "signature", "public key", "secret", "credentials"),
+        _key,
+    ),
     Cause(
         "registration",
         (
@@ -118,11 +124,6 @@ CAUSES: tuple[Cause, ...] = (
             "client not found",
         ),
         _registration,
-    ),
-    Cause(
-        "signature",
-        ("kid", "key", "keys", "jwks", "jwk", "signature", "public key", "secret", "credentials"),
-        _key,
     ),
     Cause("audience", ("aud", "audience"), _audience),
     Cause("clock", ("clock", "skew", "iat", "nbf", "exp", "not yet valid", "future"), _clock),
