@@ -176,3 +176,30 @@ def test_another_tenant_cannot_refresh_this_practice(smart_env: SmartEnv) -> Non
     other = make_tenant(smart_env.hub, "Clinic B")
     resp = smart_env.api.post("/api/v1/ecw/auth/refresh/", json={"practice": "JAFJCD"}, headers=other.headers)
     assert resp.status_code == 404
+
+
+def test_the_cli_registers_a_user_consent_practice(db_url: str, tmp_path: Path) -> None:
+    from tests.test_cli import run as run_cli
+
+    env = cli_env(db_url, tmp_path)
+    run_cli(["migrate"], env)
+    org_id = run_cli(["orgs", "create", "Consent Clinic"], env).stdout.strip()
+    common = [
+        "practices",
+        "add",
+        "--org",
+        org_id,
+        "--fhir-base-url",
+        "https://fhir.example.org/fhir/r4/{code}",
+        "--token-url",
+        "https://oauth.example.org/oauth/oauth2/token",
+        "--client-id",
+        "abc",
+    ]
+    for code, extra in (("USERONLY", ["--ehr-access", "standalone"]), ("DEFAULT", [])):
+        args = [a.replace("{code}", code) for a in common] + ["--code", code, *extra]
+        run_cli(args, env)
+    listed = json.loads(run_cli(["practices", "list", "--org", org_id, "--json"], env).stdout)
+    assert {p["practice_code"]: p["ehr_access"] for p in listed} == {"USERONLY": "standalone", "DEFAULT": "backend"}
+    wrong = run_cli([*common, "--code", "BAD", "--ehr-access", "password"], env, ok=False)
+    assert wrong.returncode == 2
