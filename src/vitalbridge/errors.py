@@ -17,11 +17,13 @@
         │   ├── EhrForbidden          502  forbidden   AE   (403: scope not granted)
         │   ├── EhrNotFound           502  not-found   AE   (404/410: e.g. a merged patient)
         │   ├── EhrPracticeSetup      502  business-rule AE (eCW 308: the practice must act)
+        │   ├── EhrUnsupported        502  not-supported AE (405/501, not-supported, 404 on a type URL)
         │   └── EhrInvalid            502  invalid     AE   (400/422 with an OperationOutcome)
         │       ├── EhrSubjectRefused 502  invalid     AE   (the subject, e.g. eCW 100)
         │       └── EhrDataRejected   502  invalid     AE   (eCW 611/612/613…: the content)
         └── EhrAuthError              502  login       AE   (token endpoint refused: oauth_error) permanent
-            └── EhrAuthUnavailable    502  transient   AE   (token endpoint unreachable / 5xx)    transient
+            ├── EhrAuthUnavailable    502  transient   AE   (token endpoint unreachable / 5xx)    transient
+            └── EhrReauthorize        502  login       AE   (the user grant is gone: re-authorize) transient
 
 ``transient`` is a class attribute: retry policies decide by type (STYLE 6), never by message.
 
@@ -200,6 +202,16 @@ class EhrNotFound(EhrRejected):
 
 
 @dataclass
+class EhrUnsupported(EhrRejected):
+    """The EHR does not offer the interaction at all (FHIR R4 http.html: 405, 501, an
+    OperationOutcome ``not-supported``, 404 on a type-level URL, or its CapabilityStatement says
+    so). A configuration problem of the practice, never a missing resource: nothing is re-linked."""
+
+    fhir_issue_code: ClassVar[str] = "not-supported"
+    error_code: ClassVar[str] = "ehr_not_supported"
+
+
+@dataclass
 class EhrInvalid(EhrRejected):
     fhir_issue_code: ClassVar[str] = "invalid"
     error_code: ClassVar[str] = "ehr_invalid"
@@ -259,4 +271,14 @@ class EhrAuthUnavailable(EhrAuthError):
 
     fhir_issue_code: ClassVar[str] = "transient"
     error_code: ClassVar[str] = "ehr_auth_unavailable"
+    transient: ClassVar[bool] = True
+
+
+@dataclass
+class EhrReauthorize(EhrAuthError):
+    """The practice's standalone (user-consent) grant is unusable — never given, revoked, expired,
+    or its refresh refused: a user must authorize again. Transient for the work that needs it:
+    deliveries wait (and go through once a user re-authorizes) instead of dead-lettering."""
+
+    error_code: ClassVar[str] = "ehr_reauthorize"
     transient: ClassVar[bool] = True

@@ -20,9 +20,11 @@ from vitalbridge.errors import (
     EhrNotFound,
     EhrPracticeSetup,
     EhrRateLimited,
+    EhrReauthorize,
     EhrRejected,
     EhrSubjectRefused,
     EhrUnavailable,
+    EhrUnsupported,
     RateLimited,
     UpstreamError,
     ValidationFailed,
@@ -54,6 +56,10 @@ CASES: list[tuple[BaseException, Action, bool]] = [
     (EhrAuthUnavailable("token endpoint 503", status_code=503), Action.retry, False),
     (EhrAuthError("401 after a fresh token", status_code=401), Action.dead, False),
     (EhrNotFound("404", status_code=404), Action.relink, False),
+    # A standalone grant that is gone: deliveries wait for a user to re-authorize (issue 12, item 6).
+    (EhrReauthorize("re-authorize"), Action.retry, False),
+    # A missing route or interaction is configuration, never a missing patient (issue 12, item 7).
+    (EhrUnsupported("405 on POST Observation", status_code=405), Action.dead, False),
     (EhrSubjectRefused("422 at Observation.subject", status_code=422), Action.relink, False),
     (EhrForbidden("403", status_code=403), Action.dead, False),
     (EhrInvalid("422", status_code=422), Action.dead, False),

@@ -99,9 +99,24 @@ def test_permanent_refusals_dead_letter_at_once_with_the_diagnostics(peer: Peer,
     assert peer.ehr.posts == 1  # not retried blindly
 
 
+SUBJECT_NOT_FOUND = {
+    "resourceType": "OperationOutcome",
+    "issue": [
+        {
+            "severity": "error",
+            "code": "not-found",
+            "diagnostics": "Patient/p-1 does not exist",
+            "expression": ["Observation.subject"],
+        }
+    ],
+}
+
+
 def test_404_goes_to_the_patient_hook_as_patient_not_found(peer: Peer) -> None:
+    # A 404 to a create is about the patient only when the EHR says a referenced resource is
+    # missing; a bare 404 there means "no such endpoint" (tests/delivery/test_unsupported.py).
     outbox_id = peer.one()
-    peer.ehr.then(404, body=OUTCOME)
+    peer.ehr.then(404, body=SUBJECT_NOT_FOUND)
     assert deliver(peer.env.hub, outbox_id).status == "dead"
     assert peer.row(outbox_id).dead_reason == "patient_not_found"
 

@@ -105,6 +105,7 @@ BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
     ("POST", "/api/v1/ecw/test/jwt/"): lambda w: {"practice": w.ids["practice"]},
     ("POST", "/api/v1/ecw/test/connection/"): lambda w: {"practice": w.ids["practice"]},
     ("POST", "/api/v1/ecw/auth/revoke/"): lambda w: {"practice": w.ids["practice"]},
+    ("POST", "/api/v1/ecw/auth/refresh/"): lambda w: {"practice": w.ids["practice"]},
     # B's tokens are not bound to a user: /me routes refuse them (403) before anything else.
     ("POST", "/api/v1/me/push-tokens/"): lambda w: {"token": "iso-b-" + "b" * 40, "platform": "ios"},
     ("PUT", "/api/v1/me/quiet-hours"): lambda w: {"time_zone": "UTC", "starts": "22:00", "ends": "06:00"},

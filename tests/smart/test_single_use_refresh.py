@@ -123,6 +123,8 @@ def test_refreshers_in_four_processes_use_the_single_use_token_once(smart_env: S
             "VB_SECRET_KEY": TEST_SECRET_KEY,
             "VB_PUBLIC_URL": env.hub_url,
             "ECW_RATE_LIMIT": "10000",
+            # The sandbox listens on loopback: each process applies the outbound address rule itself.
+            "VB_ALLOW_PRIVATE_URLS": "true",
         }
     )
     procs = [

@@ -348,7 +348,8 @@ def test_a_user_email_used_by_another_organization_reveals_nothing(hub: Hub, db_
 
 def test_error_messages_name_the_real_edit_command() -> None:
     from vitalbridge.errors import VitalbridgeError
-    from vitalbridge.smart.oauth import TokenContext, _hint, _raise_unexpected
+    from vitalbridge.smart.oauth import TokenContext, _raise_unexpected
+    from vitalbridge.smart.oauth_hints import hint
     from vitalbridge.tenancy.models import AuthMethod
 
     ctx = TokenContext(
@@ -360,7 +361,7 @@ def test_error_messages_name_the_real_edit_command() -> None:
     )
     with pytest.raises(VitalbridgeError) as failed:
         _raise_unexpected(404, ctx)
-    for text, option in ((str(failed.value), "--token-url"), (_hint("invalid_scope", ctx), "--scopes")):
+    for text, option in ((str(failed.value), "--token-url"), (hint("invalid_scope", "", ctx), "--scopes")):
         assert "vitalbridge practices edit" in text
         assert "PATCH /api/v1/practices/{id}" in text
         assert option in text

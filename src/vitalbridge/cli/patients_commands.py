@@ -89,13 +89,19 @@ class _Reporter:
         if p.phase != "done" and now - self.last < 1.0:
             return
         self.last = now
+        retrying = ""
+        if p.retries:
+            retrying = f", {p.retries} failed tries (last: {p.last_failure})"
+        if p.next_try_in is not None:
+            retrying += f", next try in {p.next_try_in:.0f} s"
         if p.phase == "polling":
             says = f", EHR says {p.server_progress}" if p.server_progress else ""
-            line = f"waiting for the export: {p.polls} polls{says}"
+            line = f"waiting for the export: {p.polls} polls{says}{retrying}"
         else:
+            retired = f", retired {p.retired:,}" if p.retired else ""
             line = (
-                f"files {p.files_done}/{p.files_total}, lines {p.lines:,}, "
-                f"created {p.created:,}, updated {p.updated:,}, rejected {p.rejected:,}, {p.rate:,.0f} patients/s"
+                f"files {p.files_done}/{p.files_total}, lines {p.lines:,}, created {p.created:,}, "
+                f"updated {p.updated:,}, rejected {p.rejected:,}{retired}, {p.rate:,.0f} patients/s{retrying}"
             )
         print(line, file=sys.stderr, flush=True)
 
@@ -171,7 +177,7 @@ def sync_cmd(
     hub.close()
     typer.echo(
         f"sync {job_id} completed: created {result.created}, updated {result.updated}, "
-        f"rejected {result.rejected}, {result.polls} status polls",
+        f"rejected {result.rejected}, retired {result.retired}, {result.polls} status polls",
         err=True,
     )
     typer.echo(job_id)
@@ -219,9 +225,16 @@ def sync_status_cmd(job_id: Annotated[str, typer.Argument(help="Sync job id.")])
                 "patients_created": job.patients_created,
                 "patients_updated": job.patients_updated,
                 "lines_rejected": job.lines_rejected,
+                "patients_retired": job.patients_retired or 0,
                 "error": job.error,
                 "files": [
-                    {"type": f.resource_type, "lines_done": f.lines_done, "done": f.done, "error_file": f.is_error}
+                    {
+                        "type": f.resource_type,
+                        "lines_done": f.lines_done,
+                        "done": f.done,
+                        "error_file": f.is_error,
+                        "deleted_file": f.is_deleted,
+                    }
                     for f in job_files(session, job.id)
                 ],
                 "issues": job.issues,

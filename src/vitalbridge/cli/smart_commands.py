@@ -35,7 +35,9 @@ def _key_set(session: Any, org: str | None) -> str | None:
     return service.get_organization(session, org).id if org else None
 
 
-ecw = typer.Typer(help="Check a practice's EHR connection (SMART backend services).", no_args_is_help=True)
+ecw = typer.Typer(
+    help="Check a practice's EHR connection (backend services or the standalone user grant).", no_args_is_help=True
+)
 
 
 def _iso(row: SigningKey, name: str) -> str:
@@ -143,24 +145,39 @@ def _practice(org: str, practice: str) -> Any:
         return PracticeConnection.of(service.get_practice(session, organization.id, practice))
 
 
-def _run_check(org: str, practice: str, which: str) -> None:
+def _run_check(org: str, practice: str, which: str, population_sync: bool | None = None) -> None:
     from vitalbridge.ehr.client import ehr_client
     from vitalbridge.errors import VitalbridgeError
     from vitalbridge.runtime import build_hub
     from vitalbridge.settings import load_settings
+    from vitalbridge.smart.connection_check import check_connection
     from vitalbridge.smart.services import smart_for
-    from vitalbridge.smart.status import check_connection, check_jwt
+    from vitalbridge.smart.status import check_jwt, population_sync_in_use, refresh_standalone
 
     conn = _practice(org, practice)
     hub = build_hub(load_settings())
     try:
-        result = check_jwt(smart_for(hub), conn) if which == "jwt" else check_connection(ehr_client(hub), conn)
+        if which == "jwt":
+            result = check_jwt(smart_for(hub), conn)
+        elif which == "refresh":
+            result = refresh_standalone(smart_for(hub), conn)
+        else:
+            with hub.sessions() as session:
+                fhir_delivery, sync_in_use = population_sync_in_use(session, conn.id)
+            result = check_connection(
+                ehr_client(hub),
+                conn,
+                fhir_delivery=fhir_delivery,
+                population_sync=sync_in_use if population_sync is None else population_sync,
+            )
     except VitalbridgeError as exc:
         typer.echo(json.dumps({"status": "error", **exc.as_problem()}, indent=2))
         raise typer.Exit(1) from None
     finally:
         hub.close()
     typer.echo(json.dumps(result, indent=2))
+    if result.get("status") == "error":
+        raise typer.Exit(1)
 
 
 @ecw.command("test-jwt")
@@ -176,9 +193,27 @@ def ecw_test_jwt(
 def ecw_test_connection(
     org: Annotated[str, typer.Option(help="Organization id or name.")],
     practice: Annotated[str, typer.Option(help="Practice id or code.")],
+    population_sync: Annotated[
+        bool | None,
+        typer.Option(
+            "--population-sync/--no-population-sync",
+            help="Also check Bulk Data $export (default: when the practice has run a population sync).",
+        ),
+    ] = None,
 ) -> None:
-    """Token + GET metadata; checks that Patient and Observation are supported."""
-    _run_check(org, practice, "connection")
+    """Get a token, compare granted with requested scopes, check the interactions the hub uses in
+    the CapabilityStatement, make one authenticated call; print each finding. Exit 1 on an error."""
+    _run_check(org, practice, "connection", population_sync)
+
+
+@ecw.command("refresh")
+def ecw_refresh(
+    org: Annotated[str, typer.Option(help="Organization id or name.")],
+    practice: Annotated[str, typer.Option(help="Practice id or code.")],
+) -> None:
+    """Refresh the practice's standalone (user) grant now; print the new token's lifetime, or the
+    error ("re-authorize" when the EHR no longer honours the grant). Exit 1 on an error."""
+    _run_check(org, practice, "refresh")
 
 
 @ecw.command("status")

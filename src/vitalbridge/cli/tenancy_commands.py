@@ -15,7 +15,7 @@ import typer
 from vitalbridge.audit import Outcome, record
 from vitalbridge.cli.common import hub_session, operator
 from vitalbridge.tenancy import service
-from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, KeySetScope, PracticeEnvironment, Role
+from vitalbridge.tenancy.models import AuthMethod, DeliveryChannel, EhrAccess, KeySetScope, PracticeEnvironment, Role
 from vitalbridge.tenancy.schemas import PracticeIn, PracticeOut, PracticePatch
 
 orgs = typer.Typer(help="Organizations (RPM customers).", no_args_is_help=True)
@@ -180,6 +180,10 @@ def practices_add(
         KeySetScope,
         typer.Option(help="private_key_jwt signing keys: the organization's own (default) or the hub-wide set."),
     ] = KeySetScope.organization,
+    ehr_access: Annotated[
+        EhrAccess,
+        typer.Option(help="Token for EHR calls: backend services, or a user's standalone (consent) grant."),
+    ] = EhrAccess.backend,
 ) -> None:
     """Register a practice and print its id (register `practices list --json`'s jwks_url with the EHR)."""
     from pydantic import ValidationError
@@ -200,6 +204,7 @@ def practices_add(
                 "rate_limit_per_minute": rate_limit_per_minute,
                 "delivery_channel": channel,
                 "signing_key_set": key_set,
+                "ehr_access": ehr_access,
             }
         )
     except ValidationError as exc:
@@ -256,6 +261,10 @@ def practices_edit(
     key_set: Annotated[
         KeySetScope | None, typer.Option(help="Sign with the organization's key set or the hub-wide one.")
     ] = None,
+    ehr_access: Annotated[
+        EhrAccess | None,
+        typer.Option(help="Token for EHR calls: backend services, or a user's standalone (consent) grant."),
+    ] = None,
 ) -> None:
     """Change a practice's registration (same rules as PATCH /api/v1/practices/{id}); prints it as JSON.
 
@@ -275,6 +284,7 @@ def practices_edit(
         "rate_limit_per_minute": rate_limit_per_minute,
         "delivery_channel": channel,
         "signing_key_set": key_set,
+        "ehr_access": ehr_access,
     }
     body = {k: v for k, v in given.items() if v is not None}
     # For the optional fields an empty string clears the value.

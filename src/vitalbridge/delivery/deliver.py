@@ -49,6 +49,7 @@ from vitalbridge.errors import (
     EhrForbidden,
     EhrPracticeSetup,
     EhrRateLimited,
+    EhrUnsupported,
     RateLimited,
     UpstreamError,
     VitalbridgeError,
@@ -233,7 +234,7 @@ def _failed(hub: Hub, entry: OutboxSnapshot, owner: str, exc: BaseException, pol
             else DeadReason.hl7_rejected
             if isinstance(exc, Hl7Nak)
             else DeadReason.configuration
-            if isinstance(exc, ConfigurationError)
+            if isinstance(exc, (ConfigurationError, EhrUnsupported))
             else DeadReason.rejected
         )
         return _count(entry, "dead", mark_dead(hub, entry, owner, failure, reason))

@@ -6,7 +6,9 @@ A failure is classified by its exception TYPE from the error tree, never by its 
     EhrRateLimited / RateLimited (429, bucket)  wait          no         Retry-After, bucket slowed by the client
     EhrUnavailable (5xx, 408, timeout, reset)   retry         yes        may have been stored: search before retrying
     EhrAuthUnavailable (token endpoint down)    retry         no
+    EhrReauthorize (user grant gone)            retry         no         waits for a user to re-authorize (max age)
     Hl7TransportError / CommitError / BadAck    retry         yes        same control id on resend
+    EhrUnsupported (405/501, not-supported)     dead          no         configuration: the EHR lacks the interaction
     EhrNotFound (404/410)                       relink        no         patient unknown or merged
     EhrSubjectRefused (400/422 at .subject)     relink        no         the EHR refuses the subject (merged; eCW 100)
     EhrPracticeSetup (eCW 308)                  dead          no         practice_setup: the practice admin must act
@@ -33,9 +35,11 @@ from vitalbridge.errors import (
     EhrAuthError,
     EhrAuthUnavailable,
     EhrNotFound,
+    EhrReauthorize,
     EhrRejected,
     EhrSubjectRefused,
     EhrUnavailable,
+    EhrUnsupported,
     RateLimited,
     ValidationFailed,
 )
@@ -62,7 +66,10 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     Rule(RateLimited, Action.wait),
     Rule(EhrAuthUnavailable, Action.retry),
+    Rule(EhrReauthorize, Action.retry),
     Rule(EhrAuthError, Action.dead),
+    # Before EhrNotFound's relink: a missing route is not a missing patient (issue 12, item 7).
+    Rule(EhrUnsupported, Action.dead),
     Rule(EhrNotFound, Action.relink),
     Rule(EhrSubjectRefused, Action.relink),
     Rule(EhrRejected, Action.dead),

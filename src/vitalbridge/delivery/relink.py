@@ -10,8 +10,13 @@ new subject.
 
 from __future__ import annotations
 
+import logging
+
 from vitalbridge.delivery.transitions import DeadReason, Failure, OutboxSnapshot, mark_dead
+from vitalbridge.errors import EhrUnsupported
 from vitalbridge.runtime import Hub
+
+log = logging.getLogger(__name__)
 
 
 def on_patient_not_found(hub: Hub, entry: OutboxSnapshot, owner: str, failure: Failure) -> bool:
@@ -21,5 +26,10 @@ def on_patient_not_found(hub: Hub, entry: OutboxSnapshot, owner: str, failure: F
     changed = mark_dead(hub, entry, owner, failure, DeadReason.patient_not_found)
     if changed:
         # No transaction is open here: the re-link calls the EHR.
-        relink_for_delivery(hub, entry.id)
+        try:
+            relink_for_delivery(hub, entry.id)
+        except EhrUnsupported:
+            # The EHR cannot look the patient up (audited as patient.relink_unsupported); the row
+            # stays a dead letter with the EHR's answer, replayable once the practice is fixed.
+            log.warning("re-link impossible for outbox=%s: the EHR does not offer Patient read/search", entry.id)
     return changed

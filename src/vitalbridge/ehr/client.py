@@ -2,8 +2,9 @@
 
 Each call
 
-1. takes a token for the practice from the shared cache (backend services by default, or the
-   practice's standalone user grant with ``grant=GrantKind.standalone``);
+1. takes a token for the practice from the shared cache: the grant the practice is set to use
+   (``ehr_access``: backend services by default, or the standalone user grant for EHRs that allow
+   only user consent), or the one a caller names with ``grant=``;
 2. takes a slot from the practice's and the hub's rate-limit buckets (token requests take
    slots too);
 3. sends the request with ``Authorization: Bearer …`` and ``Accept: application/fhir+json``;
@@ -84,7 +85,7 @@ class EhrClient:
         params: Mapping[str, str | int | Iterable[str]] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
-        grant: GrantKind = GrantKind.backend,
+        grant: GrantKind | None = None,
         scopes: Iterable[str] | None = None,
         resource_type: str | None = None,
         resource_ids: Iterable[str] = (),
@@ -95,6 +96,7 @@ class EhrClient:
         """Call ``path`` (relative to the practice's FHIR base, e.g. ``"Patient/123"``, or an
         absolute URL on the same server, e.g. a paging link) and return the parsed answer."""
         conn = PracticeConnection.of(practice)
+        grant = grant or GrantKind(conn.grant.value)
         correlation_id = correlation_id or uuid.uuid4().hex
         target = self._target(conn, method, path, resource_type, resource_ids)
         body = None if json is None else jsonlib.dumps(json, separators=(",", ":")).encode()
@@ -154,7 +156,7 @@ class EhrClient:
         *,
         params: Mapping[str, str | int | Iterable[str]] | None = None,
         headers: Mapping[str, str] | None = None,
-        grant: GrantKind = GrantKind.backend,
+        grant: GrantKind | None = None,
         correlation_id: str | None = None,
         actor: audit.Actor | str = DEFAULT_ACTOR,
         timeout: float | None = None,
@@ -162,6 +164,7 @@ class EhrClient:
         """GET with the body left unread, for large downloads (Bulk Data NDJSON files): iterate
         ``response.iter_lines()`` in bounded memory. Same auth, limits, errors and audit."""
         conn = PracticeConnection.of(practice)
+        grant = grant or GrantKind(conn.grant.value)
         correlation_id = correlation_id or uuid.uuid4().hex
         target = self._target(conn, "GET", path, None, ())
         for attempt in (1, 2):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vitalbridge.tenancy.models import AuthMethod, KeySetScope, Practice
+from vitalbridge.tenancy.models import AuthMethod, EhrAccess, KeySetScope, Practice
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class PracticeConnection:
     rate_limit_per_minute: int
     request_timeout_s: float
     client_secret_sealed: bytes | None = field(default=None, repr=False)
+    # Which token EHR calls carry unless a caller asks for a specific grant.
+    grant: EhrAccess = EhrAccess.backend
     signing_key_set: KeySetScope = KeySetScope.organization
 
     @property
@@ -50,4 +52,5 @@ class PracticeConnection:
             request_timeout_s=practice.request_timeout_s,
             client_secret_sealed=practice.client_secret_sealed,
             signing_key_set=practice.signing_key_set,
+            grant=practice.ehr_access or EhrAccess.backend,
         )

@@ -5,6 +5,12 @@ Decided by status code and exception type only, never by parsing messages (STYLE
 it, waits for the next minute); 401 after a fresh token, 403, 404/410, 400/422 and other 4xx are
 permanent, with the EHR's OperationOutcome text kept in ``diagnostics`` (shown to API callers,
 never put in ``str()``). An eCW numeric error body is classified by its code (``ecw_codes``).
+
+An interaction the server does not offer is told apart from a resource it does not have
+(FHIR R4 http.html): 405 and 501, any answer whose OperationOutcome says ``not-supported``, and a
+404 on a type-level URL (search, create, ``$export``: "resource type not supported, or not a FHIR
+end-point") are ``EhrUnsupported`` — unless that 404's OperationOutcome says ``not-found`` or points
+at the subject, i.e. a resource the request referenced is missing.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from vitalbridge.ehr.calls import CallTarget
+from vitalbridge.ehr.calls import CallTarget, Interaction
 from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.ehr.ecw_codes import CODES, EcwClass, ecw_error
 from vitalbridge.ehr.headers import rate_limit_wait
@@ -29,6 +35,7 @@ from vitalbridge.errors import (
     EhrRejected,
     EhrSubjectRefused,
     EhrUnavailable,
+    EhrUnsupported,
     UpstreamError,
 )
 
@@ -56,6 +63,26 @@ def _names_subject(body: object) -> bool:
     return False
 
 
+def _issue_codes(body: object) -> set[str]:
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return set()
+    return {str(i.get("code")) for i in body.get("issue") or [] if isinstance(i, dict) and i.get("code")}
+
+
+# Interactions whose URL names a resource type, not an instance: a 404 there cannot mean "no such
+# resource" (a search with no hits is an empty Bundle, a create has nothing to find).
+_TYPE_LEVEL = (Interaction.search, Interaction.create, Interaction.operation, Interaction.capabilities)
+
+
+def _unsupported(status: int, target: CallTarget, body: object) -> bool:
+    codes = _issue_codes(body)
+    if "not-supported" in codes or status in (405, 501):
+        return True
+    if status == 404 and target.interaction in _TYPE_LEVEL and not target.resource_ids:
+        return "not-found" not in codes and not _names_subject(body)
+    return False
+
+
 def refusal(
     conn: PracticeConnection, method: str, target: CallTarget, resp: httpx.Response, *, granted_scope: str
 ) -> UpstreamError | EhrRateLimited:
@@ -79,11 +106,20 @@ def refusal(
             diagnostics=diagnostics,
             oauth_error=code,
         )
-    coded = ecw_error(response_json(resp)) if status >= 400 else None
+    body = response_json(resp)
+    coded = ecw_error(body) if status >= 400 else None
     if coded is not None:
         known = _ecw_refusal(conn, what, status, *coded)
         if known is not None:
             return known
+    if _unsupported(status, target, body):
+        return EhrUnsupported(
+            f"the EHR of practice {conn.practice_code} does not support {what} (HTTP {status}); this is a "
+            "configuration problem of the practice (its FHIR base URL, or an interaction the EHR does not offer), "
+            "not a missing resource: run POST /api/v1/ecw/test/connection/",
+            status_code=status,
+            diagnostics=diagnostics,
+        )
     if status >= 500 or status == 408:
         return EhrUnavailable(
             f"the EHR of practice {conn.practice_code} failed ({what}: HTTP {status}); try again later",
@@ -103,7 +139,7 @@ def refusal(
             status_code=status,
             diagnostics=diagnostics,
         )
-    if status in (400, 422) and _names_subject(response_json(resp)):
+    if status in (400, 422) and _names_subject(body):
         return EhrSubjectRefused(
             f"the EHR of practice {conn.practice_code} refused the subject of {what} ({status}); see diagnostics",
             status_code=status,

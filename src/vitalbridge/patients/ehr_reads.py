@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vitalbridge import audit
+from vitalbridge.ehr.capabilities import capability_cache
 from vitalbridge.ehr.client import ehr_client
 from vitalbridge.ehr.connection import PracticeConnection
-from vitalbridge.errors import ValidationFailed
+from vitalbridge.errors import EhrNotFound, ValidationFailed
 from vitalbridge.patients.fhir_mapping import EhrPatient, map_patient
 from vitalbridge.runtime import Hub
 
@@ -102,9 +103,17 @@ def read_patient(
     actor: audit.Actor | str,
     correlation_id: str | None = None,
 ) -> EhrPatient:
-    """``GET Patient/{id}``; ``EhrNotFound`` for 404/410, ``ValidationFailed`` for an unreadable body."""
-    response = ehr_client(hub).get(
-        practice, f"Patient/{ehr_id}", resource_type="Patient", actor=actor, correlation_id=correlation_id
-    )
+    """``GET Patient/{id}``; ``EhrNotFound`` for 404/410, ``ValidationFailed`` for an unreadable body,
+    ``EhrUnsupported`` when the server does not offer Patient read at all (its 404 then says
+    nothing about the patient)."""
+    try:
+        response = ehr_client(hub).get(
+            practice, f"Patient/{ehr_id}", resource_type="Patient", actor=actor, correlation_id=correlation_id
+        )
+    except EhrNotFound as exc:
+        unsupported = capability_cache(hub).unsupported(practice, "Patient", "read", status_code=exc.status_code)
+        if unsupported is not None:
+            raise unsupported from None
+        raise
     body = response.body if isinstance(response.body, dict) else {}
     return map_patient(body, mrn_system=mrn_system)

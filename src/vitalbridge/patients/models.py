@@ -6,7 +6,7 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Date, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vitalbridge.db.base import Base, new_id, utcnow
@@ -130,6 +130,8 @@ class BulkSyncJob(Base):
     patients_created: Mapped[int] = mapped_column(Integer, default=0)
     patients_updated: Mapped[int] = mapped_column(Integer, default=0)
     lines_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    # Registry patients retired because the manifest's ``deleted`` files named them (a _since sync).
+    patients_retired: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Issues from the manifest's ``error`` files and rejected lines: codes, line numbers, the
     # EHR's diagnostics (kept in the database, which may hold PHI; never printed or logged).
     issues: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
@@ -152,6 +154,8 @@ class BulkSyncFile(Base):
     resource_type: Mapped[str] = mapped_column(String(64))
     url: Mapped[str] = mapped_column(String(1000))
     is_error: Mapped[bool] = mapped_column(default=False)  # an OperationOutcome file of the manifest's ``error``
+    # A file of the manifest's ``deleted`` list: Bundles of DELETE entries (Bulk Data IG, _since).
+    is_deleted: Mapped[bool] = mapped_column(default=False, server_default=false())
     expected_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
     lines_done: Mapped[int] = mapped_column(Integer, default=0)
     bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -14,6 +14,10 @@ a delivery — ``relink_patient`` re-resolves it:
 4. nothing found: the patient is really gone. It is marked ``inactive`` (reason ``ehr_gone``)
    and its undelivered rows are dead-lettered with a reason that says so.
 
+An EHR that does not offer Patient read or search (``EhrUnsupported``: 405, ``not-supported``, a
+404 on the search URL, or its CapabilityStatement) changes nothing: the patient is not marked
+gone, the error is raised as the configuration problem it is (``patient.relink_unsupported``).
+
 Every outcome is audited (``patient.relinked``, ``patient.ehr_gone``, ``patient.relink_ambiguous``).
 EHR calls happen before the database transaction opens, never inside it.
 """
@@ -32,7 +36,7 @@ from vitalbridge import audit
 from vitalbridge.db.base import utcnow
 from vitalbridge.delivery.models import OutboxEntry
 from vitalbridge.ehr.connection import PracticeConnection
-from vitalbridge.errors import EhrNotFound, NotFound, ValidationFailed
+from vitalbridge.errors import EhrNotFound, EhrUnsupported, NotFound, ValidationFailed
 from vitalbridge.patients.ehr_reads import FHIR_ID, read_patient, search_patients
 from vitalbridge.patients.fhir_mapping import EhrPatient
 from vitalbridge.patients.merge import merge_patients
@@ -281,7 +285,25 @@ def relink_patient(
         assert practice_row is not None
         conn = PracticeConnection.of(practice_row)
         mrn_system = practice_row.mrn_system
-    found = resolve(hub, conn, snap, mrn_system, actor)
+    try:
+        found = resolve(hub, conn, snap, mrn_system, actor)
+    except EhrUnsupported as exc:
+        # The EHR cannot be asked (no Patient read or search): nothing is known about the patient,
+        # so nothing changes; the practice's configuration is what needs fixing.
+        with hub.sessions() as session, session.begin():
+            audit.record(
+                session,
+                action="patient.relink_unsupported",
+                outcome=audit.Outcome.failure,
+                actor=actor,
+                organization_id=snap.organization_id,
+                practice_id=conn.id,
+                resource_type="Patient",
+                resource_ids=[snap.patient_id],
+                status_code=exc.status_code,
+                detail={"error": exc.error_code},
+            )
+        raise
     now = utcnow()
     with hub.sessions() as session, session.begin():
         locked = session.scalar(select(Patient).where(Patient.id == snap.patient_id).with_for_update())

@@ -144,6 +144,7 @@ class SyncIn(BaseModel):
 class SyncFileOut(BaseModel):
     resource_type: str
     is_error: bool
+    is_deleted: bool = False  # a file of the manifest's ``deleted`` list
     expected_count: int | None
     lines_done: int
     done: bool
@@ -159,6 +160,7 @@ class SyncOut(BaseModel):
     patients_created: int
     patients_updated: int
     lines_rejected: int
+    patients_retired: int = 0  # named in the manifest's ``deleted`` files (a _since sync)
     issues: int
     error: str | None
     files: list[SyncFileOut]

@@ -20,6 +20,7 @@ import httpx
 from vitalbridge.ehr import call_meter
 from vitalbridge.ehr.headers import rate_limit_wait
 from vitalbridge.errors import EhrAuthError, EhrAuthUnavailable, EhrRateLimited
+from vitalbridge.smart.oauth_hints import hint
 from vitalbridge.tenancy.hints import edit_hint
 from vitalbridge.tenancy.models import AuthMethod
 
@@ -104,34 +105,8 @@ def _description(body: Any) -> str:
     return text[:_DESCRIPTION_MAX]
 
 
-def _hint(error: str, ctx: TokenContext) -> str:
-    """What to check for each RFC 6749 §5.2 error, in the operator's terms."""
-    if error == "invalid_client":
-        if ctx.auth_method is AuthMethod.client_secret_basic:
-            return f"check the client id {ctx.client_id!r} and the client secret stored for this practice"
-        return (
-            f"check that the hub's JWKS URL {ctx.jwks_url or '(VB_PUBLIC_URL)/.well-known/jwks.json'} is registered "
-            f"for client {ctx.client_id!r}, is reachable from the EHR, and lists kid {ctx.kid}"
-        )
-    if error == "invalid_grant":
-        if ctx.grant_type == "client_credentials":
-            return "check the hub's clock (NTP): the assertion's iat/exp must match the EHR's time"
-        if ctx.grant_type == "refresh_token":
-            return "the grant was revoked or has expired: a user must authorize again"
-        return "the authorization code or PKCE verifier was refused: start the authorization again"
-    if error == "invalid_scope":
-        return (
-            f"the registration does not grant the requested scopes ({ctx.requested_scope}); "
-            "grant them in the EHR's developer portal or narrow the practice's scopes with "
-            + edit_hint("--scopes '…'", '"scopes"')
-        )
-    if error in ("unauthorized_client", "unsupported_grant_type"):
-        return f"the client registration does not allow the {ctx.grant_type} grant; check the app type"
-    return "see the EHR's description"
-
-
 def auth_error(error: str, description: str, ctx: TokenContext, status: int | None) -> EhrAuthError:
-    message = f"{ctx.grant_type} token request refused ({error}): {_hint(error, ctx)}"
+    message = f"{ctx.grant_type} token request refused ({error}): {hint(error, description, ctx)}"
     if description:
         message += f". The EHR said: {description}"
     return EhrAuthError(message, status_code=status, oauth_error=error)

@@ -31,7 +31,7 @@ from vitalbridge.db.locking import for_update
 from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.ehr.metrics import TOKEN_REQUESTS
 from vitalbridge.ehr.ratelimit import RateLimiter
-from vitalbridge.errors import BadRequest, EhrAuthError, EhrRateLimited, NotFound, VitalbridgeError
+from vitalbridge.errors import BadRequest, EhrAuthError, EhrRateLimited, EhrReauthorize, NotFound, VitalbridgeError
 from vitalbridge.smart.client_auth import ClientAuthenticator
 from vitalbridge.smart.discovery import discover
 from vitalbridge.smart.launch import (
@@ -310,15 +310,29 @@ class StandaloneFlow:
             raise
 
     def token(self, conn: PracticeConnection, *, force: bool = False) -> AccessToken:
-        """The user-consented access token, refreshed silently (single-flight) when due."""
-        return self.cache.get(
-            conn,
-            GrantKind.standalone,
-            (),
-            lambda refresh: self._refresh(conn, refresh),
-            grant_type="refresh_token",
-            force=force,
-        )
+        """The user-consented access token, refreshed silently (single-flight) when due.
+
+        A grant that is gone (none yet, revoked, refresh refused) raises ``EhrReauthorize``: the
+        one thing that fixes it is a user authorizing again, and callers show it that way.
+        """
+        try:
+            return self.cache.get(
+                conn,
+                GrantKind.standalone,
+                (),
+                lambda refresh: self._refresh(conn, refresh),
+                grant_type="refresh_token",
+                force=force,
+            )
+        except EhrAuthError as exc:
+            if exc.transient:
+                raise
+            raise EhrReauthorize(
+                f"re-authorize practice {conn.practice_code}: {exc} (GET /api/v1/ecw/auth/authorize/)",
+                status_code=exc.status_code,
+                diagnostics=exc.diagnostics,
+                oauth_error=exc.oauth_error or "invalid_grant",
+            ) from None
 
     def invalidate(self, conn: PracticeConnection, token: AccessToken) -> bool:
         return self.cache.invalidate(conn, GrantKind.standalone, (), token.generation)

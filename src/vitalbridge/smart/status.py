@@ -1,10 +1,9 @@
-"""What ``GET /api/v1/ecw/auth/status/`` reports per practice (SPEC §3), and the connection
-tests behind ``POST /api/v1/ecw/test/jwt/`` and ``POST /api/v1/ecw/test/connection/``.
+"""What ``GET /api/v1/ecw/auth/status/`` reports per practice (SPEC §3), and the token test behind
+``POST /api/v1/ecw/test/jwt/`` (the connection test is ``connection_check``).
 """
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 
@@ -12,18 +11,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vitalbridge.db.base import utcnow
-from vitalbridge.ehr.client import EhrClient
 from vitalbridge.ehr.connection import PracticeConnection
-from vitalbridge.errors import EhrRejected
 from vitalbridge.settings import Settings
+from vitalbridge.smart.connection_check import contexts_for
 from vitalbridge.smart.keys import active_kid
 from vitalbridge.smart.models import BackendAuthStatus, EhrToken, GrantKind, GrantStatus
+from vitalbridge.smart.scopes import scope_warnings
 from vitalbridge.smart.services import Smart, jwks_url, practice_jwks_url
-from vitalbridge.smart.tokens import STANDALONE_KEY
+from vitalbridge.smart.tokens import STANDALONE_KEY, scope_key
 from vitalbridge.tenancy.hints import edit_hint
-from vitalbridge.tenancy.models import AuthMethod, KeySetScope, Practice, PracticeEnvironment
-
-REQUIRED_RESOURCES = ("Patient", "Observation")
+from vitalbridge.tenancy.models import (
+    AuthMethod,
+    DeliveryChannel,
+    EhrAccess,
+    KeySetScope,
+    Practice,
+    PracticeEnvironment,
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -95,17 +99,47 @@ def practice_status(session: Session, practice: Practice, *, settings: Settings)
     if grant is None:
         oauth2_reason = "no user has authorized the standalone launch yet (GET /api/v1/ecw/auth/authorize/)"
     elif grant.status is GrantStatus.revoked:
-        oauth2_reason = grant.status_reason or "the grant was revoked"
+        oauth2_reason = f"re-authorize: {grant.status_reason or 'the grant was revoked'}"
     elif grant.refresh_token_sealed is None and (grant.expires_at is None or grant.expires_at <= now):
-        oauth2_reason = "the access token expired and there is no refresh token: authorize again"
+        oauth2_reason = "re-authorize: the access token expired and there is no refresh token"
     else:
         oauth2_configured = True
         oauth2_reason = None
+
+    # What the token in use was granted, against what was asked and what the hub's work needs.
+    access = practice.ehr_access or EhrAccess.backend
+    kind = GrantKind(access.value)
+    in_use = (
+        grant
+        if kind is GrantKind.standalone
+        else session.scalar(
+            select(EhrToken).where(
+                EhrToken.practice_id == practice.id,
+                EhrToken.kind == GrantKind.backend,
+                EhrToken.scope_key == scope_key(practice.scopes.split()),
+            )
+        )
+    )
+    granted = in_use.granted_scopes.split() if in_use is not None and in_use.granted_scopes else None
+    requested = (
+        practice.scopes.split() if kind is GrantKind.backend else (grant.requested_scopes.split() if grant else [])
+    )
+    warnings = deployment_warnings(settings, practice)
+    if granted is not None:
+        warnings += scope_warnings(
+            requested,
+            granted,
+            contexts_for(kind),
+            fhir_delivery=practice.delivery_channel is DeliveryChannel.fhir,
+        )
+    if kind is GrantKind.standalone and not oauth2_configured:
+        warnings.append(f"EHR calls use the standalone grant, which is not usable: {oauth2_reason}")
 
     return {
         "practice_id": practice.id,
         "practice_code": practice.practice_code,
         "auth_method": practice.auth_method.value,
+        "ehr_access": access.value,
         "jwt_configured": jwt_reason is None,
         "jwt_reason": jwt_reason,
         "jwt_last_success": _iso(backend.last_success_at) if backend else None,
@@ -122,7 +156,9 @@ def practice_status(session: Session, practice: Practice, *, settings: Settings)
         "token_url": practice.token_url,
         "authorize_url": practice.authorize_url,
         "scopes": practice.scopes.split(),
-        "warnings": deployment_warnings(settings, practice),
+        # None until a token was obtained; the test-connection call obtains one.
+        "granted_scopes": granted,
+        "warnings": warnings,
     }
 
 
@@ -142,37 +178,25 @@ def check_jwt(smart: Smart, conn: PracticeConnection) -> dict[str, Any]:
     }
 
 
-def check_connection(client: EhrClient, conn: PracticeConnection) -> dict[str, Any]:
-    """Token + ``GET metadata``; the CapabilityStatement must support Patient and Observation."""
-    started = time.perf_counter()
-    resp = client.get(conn, "metadata", actor="service:connection-test")
-    elapsed_ms = round((time.perf_counter() - started) * 1000)
-    body = resp.body if isinstance(resp.body, dict) else {}
-    if body.get("resourceType") != "CapabilityStatement":
-        raise EhrRejected(
-            f"GET metadata of practice {conn.practice_code} did not return a CapabilityStatement; "
-            "correct the practice's FHIR base URL with " + edit_hint("--fhir-base-url URL", '"fhir_base_url"'),
-            status_code=resp.status_code,
-        )
-    resources: list[str] = []
-    for rest in body.get("rest") or []:
-        if isinstance(rest, dict) and rest.get("mode", "server") == "server":
-            resources.extend(str(r.get("type")) for r in rest.get("resource") or [] if isinstance(r, dict))
-    missing = [r for r in REQUIRED_RESOURCES if r not in resources]
-    if missing:
-        raise EhrRejected(
-            f"the FHIR server of practice {conn.practice_code} does not support {', '.join(missing)} "
-            "(not in its CapabilityStatement); vitalbridge needs Patient and Observation",
-            status_code=resp.status_code,
-        )
-    software = body.get("software") if isinstance(body.get("software"), dict) else {}
-    implementation = body.get("implementation") if isinstance(body.get("implementation"), dict) else {}
-    name = (software or {}).get("name") or (implementation or {}).get("description") or body.get("name")
+def refresh_standalone(smart: Smart, conn: PracticeConnection) -> dict[str, Any]:
+    """Refresh the practice's user grant now (not from the cache); raises ``EhrReauthorize``."""
+    token = smart.standalone.token(conn, force=True)
     return {
-        "status": "success",
+        "status": "refreshed",
         "practice": conn.practice_code,
-        "fhir_server": name,
-        "fhir_version": body.get("fhirVersion"),
-        "capabilities": sorted(dict.fromkeys(resources)),
-        "response_time_ms": elapsed_ms,
+        "ehr_access": conn.grant.value,
+        "token_type": token.token_type,
+        "expires_at": _iso(token.expires_at),
+        "expires_in": token.lifetime_s,
+        "scope": token.scope,
     }
+
+
+def population_sync_in_use(session: Session, practice_id: str) -> tuple[bool, bool]:
+    """(delivers over FHIR, has run a population sync): what the connection test must check."""
+    from vitalbridge.patients.models import BulkSyncJob
+
+    practice = session.get(Practice, practice_id)
+    fhir = practice is None or practice.delivery_channel is DeliveryChannel.fhir
+    used = session.scalar(select(BulkSyncJob.id).where(BulkSyncJob.practice_id == practice_id).limit(1))
+    return fhir, used is not None

@@ -22,8 +22,9 @@ from vitalbridge.ehr.connection import PracticeConnection
 from vitalbridge.errors import ConfigurationError, Conflict, FieldError, NotFound, UpstreamError, ValidationFailed
 from vitalbridge.runtime import Hub
 from vitalbridge.smart import keys
+from vitalbridge.smart.connection_check import check_connection
 from vitalbridge.smart.services import JWKS_PATH, ORG_JWKS_PATH, smart_for
-from vitalbridge.smart.status import check_connection, check_jwt, practice_status
+from vitalbridge.smart.status import check_jwt, population_sync_in_use, practice_status, refresh_standalone
 from vitalbridge.tenancy import service
 from vitalbridge.tenancy.hints import edit_hint
 from vitalbridge.tenancy.models import Organization, Role
@@ -185,10 +186,36 @@ def post_test_jwt(hub: HubDep, principal: IntegrationDep, body: PracticeRef | No
     return _checked(lambda: check_jwt(smart_for(hub), conn), conn)
 
 
-@router.post("/test/connection/", summary="Token + GET metadata: Patient and Observation supported?")
-def post_test_connection(hub: HubDep, principal: IntegrationDep, body: PracticeRef | None = None) -> dict[str, Any]:
+class ConnectionTestIn(PracticeRef):
+    population_sync: bool | None = Field(
+        default=None,
+        description="Also check Bulk Data $export (default: when the practice has run a population sync)",
+    )
+
+
+@router.post(
+    "/test/connection/",
+    summary="Token, scopes, CapabilityStatement interactions and one authenticated call, as findings",
+)
+def post_test_connection(
+    hub: HubDep, principal: IntegrationDep, body: ConnectionTestIn | None = None
+) -> dict[str, Any]:
     conn = _connection(hub, principal, body.practice if body else None)
-    return _checked(lambda: check_connection(ehr_client(hub), conn), conn)
+    with hub.sessions() as session:
+        fhir_delivery, sync_in_use = population_sync_in_use(session, conn.id)
+    population_sync = body.population_sync if body and body.population_sync is not None else sync_in_use
+    return _checked(
+        lambda: check_connection(ehr_client(hub), conn, fhir_delivery=fhir_delivery, population_sync=population_sync),
+        conn,
+    )
+
+
+@router.post("/auth/refresh/", summary="Refresh the standalone (user) grant now and show the new token's lifetime")
+def refresh(hub: HubDep, principal: IntegrationDep, body: PracticeRef | None = None) -> dict[str, Any]:
+    """Forces a refresh_token grant (eCW rotates the refresh token: the new one is stored). A grant
+    the EHR no longer honours answers ``{"status": "error", "error": "ehr_reauthorize", …}``."""
+    conn = _connection(hub, principal, body.practice if body else None)
+    return _checked(lambda: refresh_standalone(smart_for(hub), conn), conn)
 
 
 @router.post("/auth/revoke/", summary="Disconnect the standalone grant (RFC 7009 revocation)")

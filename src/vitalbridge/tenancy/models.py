@@ -53,6 +53,15 @@ class KeySetScope(enum.StrEnum):
     hub = "hub"
 
 
+class EhrAccess(enum.StrEnum):
+    """Which token the hub's calls to the practice's EHR carry (SPEC §3)."""
+
+    backend = "backend"  # SMART Backend Services (client_credentials, system/ scopes) — default
+    # A user's standalone-launch grant, renewed silently with its refresh token: for EHRs that
+    # allow only user consent. Search, import, sync and delivery all use it.
+    standalone = "standalone"
+
+
 class DeliveryChannel(enum.StrEnum):
     fhir = "fhir"  # Observation create over FHIR R4
     hl7v2 = "hl7v2"  # ORU^R01 over MLLP
@@ -123,6 +132,9 @@ class Practice(Base):
     auth_method: Mapped[AuthMethod] = mapped_column(_enum(AuthMethod), default=AuthMethod.private_key_jwt)
     client_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     scopes: Mapped[str] = mapped_column(String(1000), default="system/Patient.read system/Observation.write")
+    ehr_access: Mapped[EhrAccess] = mapped_column(
+        _enum(EhrAccess), default=EhrAccess.backend, server_default=EhrAccess.backend.value
+    )
     # eCW allows 250 calls/min per practice code, token requests included.
     rate_limit_per_minute: Mapped[int] = mapped_column(Integer, default=250)
     delivery_channel: Mapped[DeliveryChannel] = mapped_column(_enum(DeliveryChannel), default=DeliveryChannel.fhir)

@@ -11,6 +11,7 @@ from vitalbridge.tenancy.models import (
     CLIENT_ID_MAX,
     AuthMethod,
     DeliveryChannel,
+    EhrAccess,
     KeySetScope,
     PracticeEnvironment,
     Role,
@@ -34,6 +35,10 @@ class PracticeIn(BaseModel):
     auth_method: AuthMethod = AuthMethod.private_key_jwt
     client_secret: SecretStr | None = None
     scopes: list[str] = Field(default_factory=lambda: ["system/Patient.read", "system/Observation.write"], min_length=1)
+    ehr_access: EhrAccess = Field(
+        default=EhrAccess.backend,
+        description="token for EHR calls: backend services, or the standalone (user-consent) grant",
+    )
     rate_limit_per_minute: int = Field(default=250, ge=1, le=100_000)
     delivery_channel: DeliveryChannel = DeliveryChannel.fhir
     hl7_sending_facility: SafeText | None = Field(default=None, max_length=200)
@@ -81,6 +86,7 @@ class PracticePatch(BaseModel):
     hl7_sending_facility: SafeText | None = Field(default=None, max_length=200)
     mrn_system: SafeText | None = Field(default=None, max_length=255)
     signing_key_set: KeySetScope | None = None
+    ehr_access: EhrAccess | None = None
 
     @field_validator("scopes")
     @classmethod
@@ -127,6 +133,7 @@ class PracticeOut(BaseModel):
     auth_method: AuthMethod
     client_secret_configured: bool
     scopes: list[str]
+    ehr_access: EhrAccess = EhrAccess.backend
     rate_limit_per_minute: int
     delivery_channel: DeliveryChannel
     hl7_sending_facility: str | None
@@ -154,6 +161,7 @@ class PracticeOut(BaseModel):
             auth_method=p.auth_method,
             client_secret_configured=p.client_secret_sealed is not None,
             scopes=p.scopes.split(),
+            ehr_access=p.ehr_access,
             rate_limit_per_minute=p.rate_limit_per_minute,
             delivery_channel=p.delivery_channel,
             hl7_sending_facility=p.hl7_sending_facility,

@@ -211,7 +211,7 @@ CLIENT_TAKEN = (
 FACILITY_TAKEN = "this HL7 sending facility is already mapped to a practice on this hub"
 # Fields whose change makes cached EHR tokens (issued to the old registration) unusable.
 _CONNECTION_FIELDS = frozenset(
-    {"fhir_base_url", "token_url", "authorize_url", "client_id", "auth_method", "client_secret", "scopes"}
+    {"fhir_base_url", "token_url", "authorize_url", "client_id", "auth_method", "client_secret", "scopes", "ehr_access"}
 )
 
 
@@ -319,6 +319,7 @@ def add_practice(
         client_id=data.client_id,
         auth_method=data.auth_method,
         scopes=" ".join(data.scopes),
+        ehr_access=data.ehr_access,
         rate_limit_per_minute=data.rate_limit_per_minute,
         delivery_channel=data.delivery_channel,
         hl7_sending_facility=facility_key(data.hl7_sending_facility or "") or None,
@@ -368,9 +369,17 @@ def update_practice(
                 )
             )
             if clash is not None:
-                raise Conflict(f"practice code {patch.practice_code!r} is already registered in this organization")
+                raise Conflict("this practice code is already registered in this organization")
             put("practice_code", patch.practice_code)
-        for field in ("name", "environment", "auth_method", "rate_limit_per_minute", "delivery_channel", "mrn_system"):
+        for field in (
+            "name",
+            "environment",
+            "auth_method",
+            "rate_limit_per_minute",
+            "delivery_channel",
+            "mrn_system",
+            "ehr_access",
+        ):
             if field in given:
                 put(field, getattr(patch, field))
         if "fhir_base_url" in given:

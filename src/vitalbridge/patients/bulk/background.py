@@ -83,12 +83,14 @@ def describe(session: Session, organization_id: str, job_id: str) -> SyncOut:
         patients_created=job.patients_created,
         patients_updated=job.patients_updated,
         lines_rejected=job.lines_rejected,
+        patients_retired=job.patients_retired or 0,
         issues=len(job.issues or []),
         error=job.error,
         files=[
             SyncFileOut(
                 resource_type=f.resource_type,
                 is_error=f.is_error,
+                is_deleted=f.is_deleted,
                 expected_count=f.expected_count,
                 lines_done=f.lines_done,
                 done=f.done,

@@ -73,6 +73,7 @@ def create_job(hub: Hub, practice: Practice, options: SyncOptions, *, actor: aud
             patients_created=0,
             patients_updated=0,
             lines_rejected=0,
+            patients_retired=0,
             issues=[],
             started_by=str(actor),
         )
@@ -114,6 +115,7 @@ def finish(
                 "created": job.patients_created,
                 "updated": job.patients_updated,
                 "rejected": job.lines_rejected,
+                "retired": job.patients_retired or 0,
                 "polls": job.polls,
             },
         )

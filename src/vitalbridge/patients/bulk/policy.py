@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from vitalbridge.errors import RateLimited, VitalbridgeError
+from vitalbridge.errors import EhrReauthorize, RateLimited, VitalbridgeError
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,8 @@ class PollPolicy:
 
     def after_failure(self, exc: Exception, failures: int) -> float | None:
         """Seconds to wait before trying again, or None when ``exc`` is not worth retrying."""
-        if failures > self.max_failures:
+        if failures > self.max_failures or isinstance(exc, EhrReauthorize):
+            # A user must re-authorize first: the job stays resumable and says so at once.
             return None
         if isinstance(exc, RateLimited):
             return min(self.max_poll_interval_s, max(self.min_poll_interval_s, float(exc.retry_after)))

@@ -15,6 +15,7 @@ Nothing here holds a transaction open across an EHR call.
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from vitalbridge import audit
 from vitalbridge.db.base import utcnow
 from vitalbridge.errors import EhrNotFound, EhrRateLimited, ValidationFailed, VitalbridgeError
 from vitalbridge.patients.bulk import protocol
+from vitalbridge.patients.bulk.deleted import NotADeletionBundle, deleted_patient_ids, retire
 from vitalbridge.patients.bulk.jobs import SyncFailed, SyncOptions, connection, finish, outcome_issues
 from vitalbridge.patients.bulk.ndjson import LineTooLong, lines_with_offsets
 from vitalbridge.patients.fhir_mapping import EhrPatient, map_patient
@@ -60,6 +62,12 @@ class Progress:
     created: int = 0
     updated: int = 0
     rejected: int = 0
+    retired: int = 0  # registry patients retired by the manifest's ``deleted`` files
+    # Transient failures (5xx, 429, network) retried so far, the last one's short description and
+    # the seconds until the next try: reported while the sync waits, so no minute passes silently.
+    retries: int = 0
+    last_failure: str | None = None
+    next_try_in: float | None = None
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -70,9 +78,34 @@ class Progress:
 
 ProgressFn = Callable[[Progress], None]
 
+# A wait longer than this is cut into slices with a progress report after each.
+REPORT_EVERY_S = 10.0
+EXPIRED = (
+    "the export expired at the EHR: its files are gone (HTTP {status}); restarting the sync fixes it — "
+    "a new export is made (`vitalbridge patients sync --restart`, or POST /api/v1/ecw/patients/sync/)"
+)
+
+
+def _failure_text(exc: Exception) -> str:
+    """Counts-only description of a transient failure (no server text, which may quote PHI)."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, EhrRateLimited):
+        return "HTTP 429"
+    return f"HTTP {status}" if status else type(exc).__name__
+
 
 def _noop(_p: Progress) -> None:
     return None
+
+
+class FileKind(enum.Enum):
+    output = "output"  # NDJSON of the exported resources
+    error = "error"  # OperationOutcome NDJSON of the manifest's ``error``
+    deleted = "deleted"  # Bundles of DELETE entries of the manifest's ``deleted``
+
+    @classmethod
+    def of(cls, f: BulkSyncFile) -> FileKind:
+        return cls.error if f.is_error else cls.deleted if f.is_deleted else cls.output
 
 
 class _Runner:
@@ -102,6 +135,25 @@ class _Runner:
             self.mrn_system = practice.mrn_system
             self.organization_id = job.organization_id
         self.correlation_id = job_id.replace("-", "")
+        self.bearer = True
+
+    # -- waiting ---------------------------------------------------------------------------------
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep ``seconds``, reporting progress at least every ``REPORT_EVERY_S``."""
+        remaining = seconds
+        while remaining > 0:
+            self.progress.next_try_in = remaining
+            self.report(self.progress)
+            step = min(remaining, REPORT_EVERY_S)
+            self.sleep(step)
+            remaining -= step
+        self.progress.next_try_in = None
+
+    def _failed(self, what: str, exc: Exception, failures: int, wait: float) -> None:
+        self.progress.retries += 1
+        self.progress.last_failure = _failure_text(exc)
+        log.info("bulk sync %s: transient %s, retry %d in %.1f s", what, type(exc).__name__, failures, wait)
 
     # -- retries ---------------------------------------------------------------------------------
 
@@ -115,8 +167,8 @@ class _Runner:
                 wait = self.policy.after_failure(exc, failures)
                 if wait is None:
                     raise
-                log.info("bulk sync %s: transient %s, retry %d in %.1f s", what, type(exc).__name__, failures, wait)
-                self.sleep(wait)
+                self._failed(what, exc, failures, wait)
+                self._wait(wait)
 
     # -- phases ----------------------------------------------------------------------------------
 
@@ -145,7 +197,7 @@ class _Runner:
         while True:
             delay = not_before - time.monotonic()
             if delay > 0:
-                self.sleep(delay)
+                self._wait(delay)
             try:
                 status = protocol.poll(
                     self.hub, self.conn, status_url, actor=self.actor, correlation_id=self.correlation_id
@@ -161,6 +213,7 @@ class _Runner:
                 wait = self.policy.after_failure(exc, failures)
                 if wait is None:
                     raise
+                self._failed("status poll", exc, failures, wait)
                 # Never earlier than a Retry-After the server gave before this failure.
                 not_before = max(not_before, time.monotonic() + wait)
                 continue
@@ -183,6 +236,7 @@ class _Runner:
     def store_manifest(self, manifest: dict[str, Any]) -> None:
         outputs = [o for o in manifest.get("output") or [] if isinstance(o, dict) and isinstance(o.get("url"), str)]
         errors = [e for e in manifest.get("error") or [] if isinstance(e, dict) and isinstance(e.get("url"), str)]
+        deleted = [d for d in manifest.get("deleted") or [] if isinstance(d, dict) and isinstance(d.get("url"), str)]
         with self.hub.sessions() as session, session.begin():
             job = session.get(BulkSyncJob, self.job_id)
             assert job is not None
@@ -192,18 +246,25 @@ class _Runner:
                 "requiresAccessToken": manifest.get("requiresAccessToken"),
                 "output": [{"type": o.get("type"), "url": o["url"], "count": o.get("count")} for o in outputs],
                 "error": [{"type": e.get("type"), "url": e["url"]} for e in errors],
+                "deleted": [{"type": d.get("type"), "url": d["url"], "count": d.get("count")} for d in deleted],
             }
             job.transaction_time = str(manifest.get("transactionTime") or "")[:64] or None
-            entries = [(o, False) for o in outputs] + [(e, True) for e in errors]
-            for position, (entry, is_error) in enumerate(entries):
+            entries = (
+                [(o, False, False) for o in outputs]
+                + [(e, True, False) for e in errors]
+                + [(d, False, True) for d in deleted]
+            )
+            for position, (entry, is_error, is_deleted) in enumerate(entries):
                 count = entry.get("count")
+                default_type = "OperationOutcome" if is_error else "Bundle" if is_deleted else ""
                 session.add(
                     BulkSyncFile(
                         job_id=job.id,
                         position=position,
-                        resource_type=str(entry.get("type") or ("OperationOutcome" if is_error else ""))[:64],
+                        resource_type=str(entry.get("type") or default_type)[:64],
                         url=str(entry["url"])[:1000],
                         is_error=is_error,
+                        is_deleted=is_deleted,
                         expected_count=count if isinstance(count, int) else None,
                         lines_done=0,
                         bytes_done=0,
@@ -212,17 +273,21 @@ class _Runner:
                 )
             job.status = BulkSyncStatus.downloading
 
-    def pending_files(self) -> list[tuple[str, str, str, bool, int, int]]:
+    def pending_files(self) -> list[tuple[str, str, str, FileKind]]:
         with self.hub.sessions() as session:
+            job = session.get(BulkSyncJob, self.job_id)
+            # Bulk Data IG: requiresAccessToken is required; a manifest without it gets the token
+            # (and so only files on the EHR's own server).
+            self.bearer = not (job is not None and (job.manifest or {}).get("requiresAccessToken") is False)
             files = session.scalars(
                 select(BulkSyncFile).where(BulkSyncFile.job_id == self.job_id).order_by(BulkSyncFile.position)
             ).all()
             self.progress.files_total = len(files)
             self.progress.files_done = sum(1 for f in files if f.done)
-            return [(f.id, f.url, f.resource_type, f.is_error, f.lines_done, f.bytes_done) for f in files if not f.done]
+            return [(f.id, f.url, f.resource_type, FileKind.of(f)) for f in files if not f.done]
 
-    def import_file(self, file_id: str, url: str, resource_type: str, is_error: bool) -> None:
-        if not is_error and resource_type != "Patient":
+    def import_file(self, file_id: str, url: str, resource_type: str, kind: FileKind) -> None:
+        if kind is FileKind.output and resource_type != "Patient":
             # The hub asked for _type=Patient; a server that sends more is not an error, just extra.
             self._mark_done(file_id, note={"code": "skipped-type", "type": resource_type[:64]})
             return
@@ -233,8 +298,11 @@ class _Runner:
                 assert f is not None
                 lines_done, bytes_done = f.lines_done, f.bytes_done
             try:
-                self._stream(file_id, url, is_error, lines_done, bytes_done)
+                self._stream(file_id, url, kind, lines_done, bytes_done)
                 break
+            except EhrNotFound as exc:
+                # 404/410 for a file the manifest listed: the export's files were removed (expired).
+                raise SyncFailed(EXPIRED.format(status=exc.status_code or 410)) from None
             except (VitalbridgeError, httpx.TransportError) as exc:
                 if isinstance(exc, (SyncFailed, ValidationFailed)):
                     raise
@@ -242,18 +310,27 @@ class _Runner:
                 wait = self.policy.after_failure(exc, failures)
                 if wait is None:
                     raise
-                self.sleep(wait)
+                self._failed("download", exc, failures, wait)
+                self._wait(wait)
         self._mark_done(file_id)
 
-    def _stream(self, file_id: str, url: str, is_error: bool, lines_done: int, bytes_done: int) -> None:
+    def _stream(self, file_id: str, url: str, kind: FileKind, lines_done: int, bytes_done: int) -> None:
+        is_error = kind is FileKind.error
         with protocol.download(
-            self.hub, self.conn, url, from_byte=bytes_done, actor=self.actor, correlation_id=self.correlation_id
+            self.hub,
+            self.conn,
+            url,
+            from_byte=bytes_done,
+            actor=self.actor,
+            correlation_id=self.correlation_id,
+            bearer=self.bearer,
         ) as (resp, start):
             # With a 206 the body starts at ``bytes_done`` and line numbering continues; with a
             # 200 it is the whole file again and the first ``lines_done`` lines are skipped.
             line_no = lines_done if start else 0
             batch: list[tuple[int, EhrPatient | None]] = []  # None: a line that is not a readable Patient
             outcomes: list[dict[str, Any]] = []
+            deletions: list[str] = []  # EHR ids of deleted Patients
             uncommitted = 0
             end = start
             try:
@@ -266,15 +343,20 @@ class _Runner:
                         pass  # blank lines carry nothing (a trailing newline, say)
                     elif is_error:
                         outcomes.extend(outcome_issues(raw, line_no))
+                    elif kind is FileKind.deleted:
+                        try:
+                            deletions.extend(deleted_patient_ids(raw))
+                        except NotADeletionBundle:
+                            outcomes.append({"line": line_no, "code": "invalid-deleted-bundle"})
                     else:
                         batch.append((line_no, self._map(raw)))
                     if uncommitted >= self.options.batch_size:
-                        self._commit(file_id, batch, outcomes, line_no, end)
-                        batch, outcomes, uncommitted = [], [], 0
+                        self._commit(file_id, batch, outcomes, line_no, end, deletions)
+                        batch, outcomes, deletions, uncommitted = [], [], [], 0
             except LineTooLong:
                 raise SyncFailed(f"a line of export file {url.rsplit('/', 1)[-1][:64]} is too long") from None
             if uncommitted:
-                self._commit(file_id, batch, outcomes, line_no, end)
+                self._commit(file_id, batch, outcomes, line_no, end, deletions)
 
     def _map(self, raw: bytes) -> EhrPatient | None:
         try:
@@ -289,13 +371,14 @@ class _Runner:
         outcomes: list[dict[str, Any]],
         line_no: int,
         end: int,
+        deletions: list[str],
     ) -> None:
         patients = [p for _n, p in batch if p is not None]
         rejected = [n for n, p in batch if p is None]
         replaced: list[tuple[str, str]] = []
         for attempt in (1, 2):
             try:
-                replaced = self._commit_once(file_id, patients, rejected, outcomes, line_no, end)
+                replaced = self._commit_once(file_id, patients, rejected, outcomes, line_no, end, deletions)
                 break
             except IntegrityError:
                 # A concurrent import inserted one of these patients: run the batch again (it
@@ -314,6 +397,7 @@ class _Runner:
         outcomes: list[dict[str, Any]],
         line_no: int,
         end: int,
+        deletions: list[str],
     ) -> list[tuple[str, str]]:
         now = utcnow()
         with self.hub.sessions() as session, session.begin():
@@ -327,6 +411,8 @@ class _Runner:
             later = rekey_from_export(session, practice.id, merged_away, now=now, actor=self.actor)
             result = upsert_batch(session, practice, patients, now=now, actor=self.actor)
             result.replaced.extend(later)
+            retired = retire(session, practice.id, deletions, now=now, actor=self.actor)
+            job.patients_retired = (job.patients_retired or 0) + len(retired)
             read = line_no - f.lines_done
             f.lines_done = line_no
             f.bytes_done = end
@@ -367,6 +453,7 @@ class _Runner:
         self.progress.created += result.created
         self.progress.updated += result.updated
         self.progress.rejected += 0 if is_error_file else len(rejected)
+        self.progress.retired += len(retired)
         return result.replaced
 
     def _mark_done(self, file_id: str, note: dict[str, Any] | None = None) -> None:
@@ -393,8 +480,8 @@ class _Runner:
             manifest = self.wait_for_manifest(status_url)
             self.store_manifest(manifest)
         self.progress.phase = "downloading"
-        for file_id, url, rtype, is_error, _lines, _bytes in self.pending_files():
-            self.import_file(file_id, url, rtype, is_error)
+        for file_id, url, rtype, kind in self.pending_files():
+            self.import_file(file_id, url, rtype, kind)
         self.progress.phase = "done"
         self.report(self.progress)
 
