@@ -76,22 +76,18 @@ def _load(session: Session, practice_id: str, first: date, last: date) -> dict[s
         Episode.started_on <= last,
         or_(Episode.ended_on.is_(None), Episode.ended_on >= first),
     )
+    # The episode's first qualifying reading, as a correlated subquery: one index seek on
+    # (patient_id, measured_at) per episode instead of aggregating its whole history.
+    first_reading = (
+        select(func.min(Reading.measured_at)).where(_device_reading_of_episode()).correlate(Episode).scalar_subquery()
+    )
     episodes = session.execute(
-        select(Episode, Patient.mrn, Patient.family_name, Patient.given_name)
+        select(Episode, Patient.mrn, Patient.family_name, Patient.given_name, first_reading)
         .join(Patient, Patient.id == Episode.patient_id)
         .where(scope)
         .order_by(Patient.family_name, Patient.given_name, Episode.patient_id, Episode.started_on)
     ).all()
-    firsts: dict[str, datetime] = {
-        eid: at
-        for eid, at in session.execute(
-            select(Episode.id, func.min(Reading.measured_at))
-            .join(Reading, _device_reading_of_episode())
-            .where(scope)
-            .group_by(Episode.id)
-        )
-        if at is not None
-    }
+    firsts: dict[str, datetime] = {row[0].id: row[4] for row in episodes if row[4] is not None}
     lo, hi = _utc(first) - _MARGIN, _utc(last) + _MARGIN
     window = and_(scope, Reading.measured_at >= lo, Reading.measured_at < hi)
     days: dict[str, set[date]] = defaultdict(set)
@@ -313,7 +309,7 @@ def compute_report(
             as_of=as_of,
             policy=policy,
         )
-        for episode, mrn, family, given in loaded["episodes"]
+        for episode, mrn, family, given, _first in loaded["episodes"]
     ]
     totals: dict[str, int] = defaultdict(int)
     for row in patients:
