@@ -335,7 +335,21 @@ def test_another_organization_reaches_no_billing_object(hub: Hub) -> None:
         )
 
 
-@pytest.mark.parametrize("month", ["2024-12", "2026-13"])
+@pytest.mark.parametrize(
+    ("field", "value"), [("started_on", "0001-01-01"), ("ended_on", "9999-12-31"), ("time_zone", "../../etc/passwd")]
+)
+def test_dates_and_zones_out_of_range_are_422_not_500(hub: Hub, field: str, value: str) -> None:
+    _world, billing, patient, provider = _setup(hub)
+    with api_client(hub) as client:
+        resp = client.post(
+            "/api/v1/billing/episodes/", json=_episode(patient, provider, **{field: value}), headers=billing
+        )
+    assert resp.status_code == 422, resp.text
+    assert [e["loc"] for e in resp.json()["errors"]] == [["body", field]]
+    assert value not in resp.text
+
+
+@pytest.mark.parametrize("month", ["2024-12", "2026-13", "0000-01"])
 def test_months_without_rules_or_malformed_are_422(hub: Hub, month: str) -> None:
     world, billing, _patient, _provider_id = _setup(hub)
     with api_client(hub) as client:

@@ -16,7 +16,9 @@ from vitalbridge.billing.rules import Credential
 
 # ICD-10-CM: a letter, two characters, then up to four after an optional dot (e.g. I10, E11.9, I50.22).
 ICD10_PATTERN = r"^[A-TV-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$"
-MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+MONTH_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
+# Dates outside this range are typing errors, and far ones overflow time-zone arithmetic.
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
 _ZONE_TEXT = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
 # Longest care-management entry accepted: a working day; longer is a typo (minutes for seconds).
 MAX_ENTRY_SECONDS = 12 * 3600
@@ -32,7 +34,20 @@ def _zone(value: str) -> str:
     return value
 
 
+def _day(value: date) -> date:
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError("must be between 2000-01-01 and 2099-12-31")
+    return value
+
+
+def _instant(value: datetime) -> datetime:
+    _day(value.date())
+    return value
+
+
 TimeZoneName = Annotated[str, AfterValidator(_zone)]
+Day = Annotated[date, AfterValidator(_day)]
+Instant = Annotated[AwareDatetime, AfterValidator(_instant)]
 Ref = Annotated[str, Field(pattern=REF_PATTERN)]
 Staff = Annotated[SafeText, Field(min_length=1, max_length=200)]
 
@@ -42,7 +57,7 @@ _STRICT = ConfigDict(extra="forbid")
 class ConsentIn(BaseModel):
     model_config = _STRICT
 
-    at: AwareDatetime
+    at: Instant
     modality: ConsentModality
     recorded_by: Staff
 
@@ -50,7 +65,7 @@ class ConsentIn(BaseModel):
 class SetupIn(BaseModel):
     model_config = _STRICT
 
-    on: date
+    on: Day
     staff: Staff
 
 
@@ -65,8 +80,8 @@ class EpisodeIn(BaseModel):
     consent: ConsentIn
     setup: SetupIn | None = None
     billing_practitioner_id: Ref = Field(description="provider id of the one practitioner who bills the episode")
-    started_on: date
-    ended_on: date | None = None
+    started_on: Day
+    ended_on: Day | None = None
 
     @model_validator(mode="after")
     def _dates(self) -> Self:
@@ -78,7 +93,7 @@ class EpisodeIn(BaseModel):
 class EpisodeEndIn(BaseModel):
     model_config = _STRICT
 
-    ended_on: date
+    ended_on: Day
 
 
 class SetupUpdateIn(SetupIn):
@@ -99,8 +114,8 @@ class EpisodeOut(BaseModel):
     setup_on: date | None
     setup_staff: str | None
     billing_practitioner_id: str
-    started_on: date
-    ended_on: date | None
+    started_on: Day
+    ended_on: Day | None
     created_at: datetime
     created_by: str
 
@@ -135,8 +150,8 @@ class TimeEntryIn(BaseModel):
     patient_id: Ref
     staff: Staff
     credential: Credential
-    started_at: AwareDatetime
-    ended_at: AwareDatetime | None = None
+    started_at: Instant
+    ended_at: Instant | None = None
     minutes: float | None = Field(default=None, gt=0, le=MAX_ENTRY_SECONDS / 60, allow_inf_nan=False)
     activity: Activity
     interactive: bool = False
@@ -171,8 +186,8 @@ class CorrectionIn(BaseModel):
     void: bool = False
     staff: Staff | None = None
     credential: Credential | None = None
-    started_at: AwareDatetime | None = None
-    ended_at: AwareDatetime | None = None
+    started_at: Instant | None = None
+    ended_at: Instant | None = None
     minutes: float | None = Field(default=None, gt=0, le=MAX_ENTRY_SECONDS / 60, allow_inf_nan=False)
     activity: Activity | None = None
     interactive: bool | None = None

@@ -146,7 +146,11 @@ def correct_time(entry_id: str, body: CorrectionIn, session: SessionDep, princip
     )
 
 
-@router.get("/reports/{practice_id}/{month}", response_model=ReportOut)
+@router.get(
+    "/reports/{practice_id}/{month}",
+    response_model=ReportOut,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 def get_report(
     practice_id: PracticeRef,
     month: Month,
