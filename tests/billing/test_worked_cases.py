@@ -396,3 +396,48 @@ def test_setup_is_billed_once_per_episode(hub: Hub) -> None:
         row = world.row(month, DEC_5 + timedelta(days=30), patient)
         seen += [c["code"] for c in row["charges"] if c["code"] == "99453"]
     assert seen == ["99453"]
+
+
+@dataclass(frozen=True)
+class EpisodeCase:
+    first: tuple[str, date, date | None]  # program, started_on, ended_on
+    second: tuple[str, date, date | None]
+    accepted: bool
+
+
+EPISODE_CASES = {
+    "RTM overlapping an open RPM episode → refused": EpisodeCase(
+        ("rpm", date(2026, 10, 1), None), ("rtm", date(2026, 11, 15), None), False
+    ),
+    "RTM starting on the RPM episode's last day → refused": EpisodeCase(
+        ("rpm", date(2026, 10, 1), date(2026, 11, 30)), ("rtm", date(2026, 11, 30), None), False
+    ),
+    "RTM starting before an RPM episode and running into it → refused": EpisodeCase(
+        ("rpm", date(2026, 10, 1), None), ("rtm", date(2026, 9, 1), date(2026, 10, 1)), False
+    ),
+    "RPM overlapping RPM → refused": EpisodeCase(
+        ("rpm", date(2025, 12, 20), date(2026, 1, 10)), ("rpm", date(2026, 1, 1), None), False
+    ),
+    "RTM the day after RPM ended → accepted": EpisodeCase(
+        ("rpm", date(2026, 10, 1), date(2026, 11, 30)), ("rtm", date(2026, 12, 1), None), True
+    ),
+    "RPM ending the day before RTM starts → accepted": EpisodeCase(
+        ("rtm", date(2026, 10, 1), None), ("rpm", date(2026, 9, 1), date(2026, 9, 30)), True
+    ),
+}
+
+
+@pytest.mark.parametrize("case", EPISODE_CASES.values(), ids=list(EPISODE_CASES))
+def test_episode_case(hub: Hub, case: EpisodeCase) -> None:
+    from vitalbridge.errors import Conflict
+
+    world = make_billing_world(hub)
+    patient = world.add_patient()
+    program, start, end = case.first
+    world.enroll(patient, tz=TYO, started_on=start, ended_on=end, program=program)
+    program, start, end = case.second
+    if case.accepted:
+        world.enroll(patient, tz=TYO, started_on=start, ended_on=end, program=program)
+    else:
+        with pytest.raises(Conflict, match="one episode at a time"):
+            world.enroll(patient, tz=TYO, started_on=start, ended_on=end, program=program)
