@@ -69,6 +69,19 @@ def _device_reading_of_episode() -> ColumnElement[bool]:
     )
 
 
+def _sqlite_local_day(stored: str | None, zone: str) -> str | None:
+    """``UTCDateTime`` text as stored by SQLite → the local calendar day in ``zone``."""
+    if stored is None:
+        return None
+    return datetime.fromisoformat(stored).replace(tzinfo=UTC).astimezone(ZoneInfo(zone)).date().isoformat()
+
+
+def _register_local_day(session: Session) -> None:
+    raw = session.connection().connection.dbapi_connection
+    assert raw is not None
+    raw.create_function("vb_local_day", 2, _sqlite_local_day, deterministic=True)
+
+
 def _load(session: Session, practice_id: str, first: date, last: date) -> dict[str, Any]:
     scope = and_(
         Episode.practice_id == practice_id,
@@ -91,17 +104,16 @@ def _load(session: Session, practice_id: str, first: date, last: date) -> dict[s
     lo, hi = _utc(first) - _MARGIN, _utc(last) + _MARGIN
     window = and_(scope, Reading.measured_at >= lo, Reading.measured_at < hi)
     days: dict[str, set[date]] = defaultdict(set)
+    # The zone conversion runs in the database, so only one row per episode and local day
+    # comes back: PostgreSQL has time zones built in, SQLite gets them as a function.
     if session.get_bind().dialect.name == "postgresql":
-        # The zone conversion runs in the database: one row per episode and local day.
-        local_day = cast(func.timezone(Episode.time_zone, Reading.measured_at), Date)
-        q = select(Episode.id, local_day).join(Reading, _device_reading_of_episode()).where(window).distinct()
-        for eid, day in session.execute(q):
-            days[eid].add(day)
+        local_day: ColumnElement[Any] = cast(func.timezone(Episode.time_zone, Reading.measured_at), Date)
     else:
-        zones = {e.id: ZoneInfo(e.time_zone) for e, *_ in episodes}
-        q = select(Episode.id, Reading.measured_at).join(Reading, _device_reading_of_episode()).where(window)
-        for eid, at in session.execute(q):
-            days[eid].add(at.astimezone(zones[eid]).date())
+        _register_local_day(session)
+        local_day = func.vb_local_day(Reading.measured_at, Episode.time_zone)
+    q = select(Episode.id, local_day).join(Reading, _device_reading_of_episode()).where(window).distinct()
+    for eid, day in session.execute(q):
+        days[eid].add(day if isinstance(day, date) else date.fromisoformat(day))
     corrector = aliased(TimeEntry)
     entries: dict[str, list[Entry]] = defaultdict(list)
     rows: dict[str, TimeEntry] = {}
