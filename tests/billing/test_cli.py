@@ -60,6 +60,12 @@ def test_enroll_log_report_close_recompute(hub: Hub, monkeypatch: pytest.MonkeyP
     assert "Quuxville" not in bad.output
     for at in daily(NY, date(2026, 10, 1), 16):
         world.reading(patient, at)
+    episode_id = out.stdout.strip()
+    out = runner.invoke(
+        app, ["billing", "periods", "--org", world.org_id, episode_id, "--as-of", "2026-11-05T00:00:00+00:00"]
+    )
+    assert out.exit_code == 0, out.output
+    assert [(p["days"], p["code"]) for p in json.loads(out.stdout)] == [(16, "99454"), (0, None)]
     entry = {
         "patient_id": patient,
         "staff": "RN Lee",

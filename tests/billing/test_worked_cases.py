@@ -441,3 +441,27 @@ def test_episode_case(hub: Hub, case: EpisodeCase) -> None:
     else:
         with pytest.raises(Conflict, match="one episode at a time"):
             world.enroll(patient, tz=TYO, started_on=start, ended_on=end, program=program)
+
+
+def test_every_period_of_an_episode(hub: Hub) -> None:
+    """The per-period view: 45 days of data in Kolkata → a complete period and a running one."""
+    from vitalbridge.billing.models import Episode
+    from vitalbridge.billing.report import episode_periods
+
+    world = make_billing_world(hub)
+    patient = world.add_patient()
+    episode_id = world.enroll(patient, tz=KOL, started_on=date(2026, 10, 1))
+    for at in daily(KOL, date(2026, 10, 3), 45, at="23:50"):
+        world.reading(patient, at)
+    world.reading(patient, local(KOL, "2026-10-03T07:00"), origin=ReadingOrigin.manual)
+    with hub.sessions() as session:
+        episode = session.get(Episode, episode_id)
+        assert episode is not None
+        periods = episode_periods(session, episode, as_of=local(KOL, "2026-11-16T12:00"))
+    assert [(p["number"], p["start"], p["end"], p["days"], p["code"]) for p in periods] == [
+        (1, "2026-10-03", "2026-11-01", 30, "99454"),
+        (2, "2026-11-02", "2026-12-01", 14, "99445"),  # 16 Nov 23:50 is after the as-of time
+    ]
+    assert [p["billed_in_month"] for p in periods] == ["2026-11", "2026-12"]
+    assert (periods[0]["complete"], periods[1]["complete"]) == (True, False)
+    assert [m["text"] for m in periods[1]["missing"]] == ["2 more days by 1 Dec for 99454"]

@@ -146,7 +146,6 @@ def _month_missing(
 def judge_month(
     month: str,
     entries: Iterable[Entry],
-    tz: ZoneInfo,
     *,
     month_end: date,
     as_of: date,

@@ -247,7 +247,6 @@ def _patient_row(
     mres = judge_month(
         month,
         in_month_entries,
-        tz,
         month_end=last,
         as_of=today,
         messages_count=policy.messages_are_interactive,
@@ -339,6 +338,30 @@ def compute_report(
         "totals": dict(sorted(totals.items())),
         "patients": patients,
     }
+
+
+def episode_periods(session: Session, episode: Episode, *, as_of: datetime) -> list[dict[str, Any]]:
+    """Every 30-day device period of one episode up to ``as_of``: the per-period view of the
+    device codes (what each period earned, on which days), oldest first."""
+    tz = ZoneInfo(episode.time_zone)
+    today = as_of.astimezone(tz).date()
+    instants = session.scalars(
+        select(Reading.measured_at)
+        .join(Episode, Episode.id == episode.id)
+        .where(_device_reading_of_episode(), Reading.measured_at <= as_of)
+    ).all()
+    days = {t.astimezone(tz).date() for t in instants}
+    if not days:
+        return []
+    out = []
+    for period in device_periods(min(days), until=today, episode_end=episode.ended_on):
+        result = judge_period(period, days, as_of=today)
+        row = _period_json(result, in_month=False)
+        del row["billed_in_this_month"]
+        row["billed_in_month"] = period.end.strftime("%Y-%m")
+        row["missing"] = [_shortfall(s) for s in result.missing]
+        out.append(row)
+    return out
 
 
 def rows_hash(rows: Iterable[dict[str, Any]]) -> str:

@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from vitalbridge.api.actors import actor_of
 from vitalbridge.api.deps import HubDep, SessionDep, require_role
 from vitalbridge.api.types import MAX_OFFSET, REF_PATTERN
-from vitalbridge.billing import episodes, months, timelog
+from vitalbridge.billing import episodes, months, report, timelog
 from vitalbridge.billing.episodes import local_midnight
 from vitalbridge.billing.report import month_bounds
 from vitalbridge.billing.schemas import (
@@ -88,6 +88,13 @@ def list_episodes(
 @router.get("/episodes/{episode_id}", response_model=EpisodeOut)
 def get_episode(episode_id: str, session: SessionDep, principal: CareDep) -> EpisodeOut:
     return EpisodeOut.of(episodes.get_episode(session, principal.organization_id, episode_id))
+
+
+@router.get("/episodes/{episode_id}/periods", response_model=list[dict[str, Any]])
+def episode_periods(episode_id: str, session: SessionDep, principal: CareDep) -> list[dict[str, Any]]:
+    """The episode's 30-day device periods so far: days, qualifying dates, code, what is missing."""
+    episode = episodes.get_episode(session, principal.organization_id, episode_id)
+    return report.episode_periods(session, episode, as_of=utcnow())
 
 
 @router.post("/episodes/{episode_id}/end", response_model=EpisodeOut)

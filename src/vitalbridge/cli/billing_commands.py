@@ -130,6 +130,21 @@ def end_episode_cmd(
     typer.echo(f"ended {episode} on {day.isoformat()}", err=True)
 
 
+@billing.command("periods")
+def periods_cmd(
+    org: OrgOpt,
+    episode: Annotated[str, typer.Argument(help="Episode id.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="As at this time (ISO 8601 with offset).")] = None,
+) -> None:
+    """The episode's 30-day device periods as JSON: days, qualifying dates, code, what is missing."""
+    from vitalbridge.billing import episodes, report
+    from vitalbridge.tenancy.service import get_organization
+
+    with hub_session() as (_hub, session):
+        row = episodes.get_episode(session, get_organization(session, org).id, episode)
+        typer.echo(json.dumps(report.episode_periods(session, row, as_of=_when(as_of)), indent=2))
+
+
 @billing.command("log-time")
 def log_time_cmd(
     org: OrgOpt,
