@@ -194,6 +194,12 @@ def test_webhook_origin_manual_never_counts(hub: Hub) -> None:
         before = client.get(f"/api/v1/billing/reports/{world.practice_id}/{month}", headers=billing).json()
         _post_reading(client, world, "bill-r3", day + timedelta(days=2))
         after = client.get(f"/api/v1/billing/reports/{world.practice_id}/{month}", headers=billing).json()
+        listed = client.get("/api/v1/readings/", params={"patient": patient}, headers=world.clinician).json()
+        assert sorted((r["gateway_reading_id"], r["origin"]) for r in listed) == [
+            ("bill-r1", "device"),
+            ("bill-r2", "manual"),
+            ("bill-r3", "device"),
+        ]
     with hub.sessions() as session:
         origins = dict(
             session.execute(
