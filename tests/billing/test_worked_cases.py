@@ -465,3 +465,30 @@ def test_every_period_of_an_episode(hub: Hub) -> None:
     assert [p["billed_in_month"] for p in periods] == ["2026-11", "2026-12"]
     assert (periods[0]["complete"], periods[1]["complete"]) == (True, False)
     assert [m["text"] for m in periods[1]["missing"]] == ["2 more days by 1 Dec for 99454"]
+
+
+def test_concurrent_overlapping_enrolments_let_exactly_one_through(hub: Hub) -> None:
+    """Two enrolments racing for the same patient: the patient row lock makes one of them see the other."""
+    import threading
+
+    from vitalbridge.errors import Conflict
+
+    world = make_billing_world(hub)
+    patient = world.add_patient()
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def enroll(program: str) -> None:
+        barrier.wait(timeout=30)
+        try:
+            world.enroll(patient, tz=NY, started_on=date(2026, 11, 1), program=program)
+            outcomes.append("ok")
+        except Conflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=enroll, args=(p,)) for p in ("rpm", "rtm")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes) == ["conflict", "ok"]
