@@ -283,6 +283,11 @@ def test_report_csv_close_and_amendment(hub: Hub) -> None:
         change = amended["amendments"][0]
         assert change["changed_patient_ids"] == [patient]
         assert sorted(c["code"] for c in change["patients"][0]["charges"]) == ["99453", "99454"]
+        # Each stored version can be exported as it was stored.
+        v2 = client.get(url, params={"format": "csv", "version": 2}, headers=billing)
+        assert v2.status_code == 200
+        assert sorted(line.split(",")[7] for line in v2.text.splitlines()[1:]) == ["99453", "99454"]
+        assert client.get(url, params={"version": 3}, headers=billing).status_code == 404
         # Nothing new: a second recompute stores nothing.
         with hub.sessions() as session, session.begin():
             again = months.recompute(session, now=datetime.now(UTC), policy=Policy(), actor=ACTOR)

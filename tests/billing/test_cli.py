@@ -98,3 +98,6 @@ def test_enroll_log_report_close_recompute(hub: Hub, monkeypatch: pytest.MonkeyP
     doc = json.loads(runner.invoke(app, [*args, "--format", "json"]).stdout)
     assert doc["status"] == "closed"
     assert [v["kind"] for v in doc["versions"]] == ["closed", "amendment"]
+    v1 = doc["report"]["patients"][0]["device_periods"][0]["days"]
+    amended = json.loads(runner.invoke(app, [*args, "--format", "json", "--version", "2"]).stdout)
+    assert (v1, amended["report"]["patients"][0]["device_periods"][0]["days"]) == (16, 17)

@@ -23,7 +23,7 @@ from vitalbridge.audit import Actor, Outcome, record
 from vitalbridge.billing.models import ReportKind, ReportVersion
 from vitalbridge.billing.report import Policy, compute_report, month_bounds, rows_hash
 from vitalbridge.billing.rules import NoRules
-from vitalbridge.errors import Conflict, FieldError, ValidationFailed
+from vitalbridge.errors import Conflict, FieldError, NotFound, ValidationFailed
 from vitalbridge.settings import Settings
 from vitalbridge.tenancy.models import Practice
 
@@ -74,12 +74,17 @@ class MonthView:
     amendments: list[dict[str, Any]] = field(default_factory=list)
 
 
-def view_month(session: Session, practice: Practice, month: str, *, now: datetime, policy: Policy) -> MonthView:
-    """A closed month shows its frozen version 1 and each amendment's changed rows; an open
-    month is computed now."""
+def view_month(
+    session: Session, practice: Practice, month: str, *, now: datetime, policy: Policy, version: int | None = None
+) -> MonthView:
+    """A closed month shows its frozen version 1 (or the stored ``version`` asked for) and each
+    amendment's changed rows; an open month is computed now."""
     stored = versions(session, practice.id, month)
+    if version is not None and not any(v.version == version for v in stored):
+        raise NotFound("this month has no stored version with that number")
     if not stored:
         return MonthView(practice.id, month, "open", _compute(session, practice, month, now, policy))
+    shown = next(v for v in stored if v.version == (version or 1))
     amendments = [
         {
             "version": v.version,
@@ -90,7 +95,7 @@ def view_month(session: Session, practice: Practice, month: str, *, now: datetim
         }
         for v in stored[1:]
     ]
-    return MonthView(practice.id, month, "closed", stored[0].content, stored, amendments)
+    return MonthView(practice.id, month, "closed", shown.content, stored, amendments)
 
 
 def close_month(

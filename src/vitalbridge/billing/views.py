@@ -165,10 +165,13 @@ def get_report(
     hub: HubDep,
     principal: BillingDep,
     format: Annotated[Literal["json", "csv"], Query(description="csv: one line per charge")] = "json",
+    version: Annotated[int | None, Query(ge=1, le=100_000, description="a stored version (closed months)")] = None,
 ) -> Any:
     """The month's report: live while open; once closed, the frozen version and its amendments."""
     practice = get_practice(session, principal.organization_id, practice_id)
-    view = months.view_month(session, practice, month, now=utcnow(), policy=months.policy_of(hub.settings))
+    view = months.view_month(
+        session, practice, month, now=utcnow(), policy=months.policy_of(hub.settings), version=version
+    )
     if format == "csv":
         name = f"billing-{practice.practice_code}-{month}.csv"
         return PlainTextResponse(

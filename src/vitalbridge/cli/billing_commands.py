@@ -170,6 +170,7 @@ def report_cmd(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Compute as at this time (ISO 8601 with offset).")
     ] = None,
+    version: Annotated[int | None, typer.Option("--version", help="A stored version of a closed month.")] = None,
 ) -> None:
     """The practice's month: live while open, the frozen version (and amendments) once closed."""
     from vitalbridge.billing import months
@@ -180,7 +181,7 @@ def report_cmd(
     when = _when(as_of)
     with hub_session() as (hub, session):
         row = _practice(session, org, practice)
-        view = months.view_month(session, row, month, now=when, policy=months.policy_of(hub.settings))
+        view = months.view_month(session, row, month, now=when, policy=months.policy_of(hub.settings), version=version)
         if format == "csv":
             typer.echo(months.to_csv(view.report), nl=False)
             return
