@@ -1,9 +1,9 @@
 """The month's billing report of one practice (SPEC §13), computed set-based.
 
-Four queries for the whole practice, whatever its size: the episodes in scope (with the
-patients' chart identifiers), each episode's first qualifying reading (an aggregate), the
-device readings of the window around the month, and the time entries that count. Everything
-after that is arithmetic in ``days`` and ``minutes``; there is no query per patient.
+Three queries for the whole practice, whatever its size: the episodes in scope (with the
+patients' chart identifiers and each one's first qualifying reading), the distinct local days
+with device readings in the window around the month, and the time entries that count.
+Everything after that is arithmetic in ``days`` and ``minutes``; there is no query per patient.
 
 What belongs to a month: the device periods whose last day (the date of service) falls in it,
 the calendar month's treatment-management time, and the 99091 periods ending in it. While the
