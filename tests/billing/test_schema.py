@@ -9,7 +9,7 @@ import vitalbridge.app  # noqa: F401 - imports every feature's models
 from vitalbridge.db.base import Base
 from vitalbridge.db.engine import make_engine
 
-OURS = {"billing_episodes", "billing_time_entries", "billing_reports", "readings"}
+OURS = {"billing_episodes", "billing_practitioner_changes", "billing_time_entries", "billing_reports", "readings"}
 
 
 def _table_of(diff: object) -> str | None:

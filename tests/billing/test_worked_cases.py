@@ -492,3 +492,43 @@ def test_concurrent_overlapping_enrolments_let_exactly_one_through(hub: Hub) -> 
     for t in threads:
         t.join(timeout=60)
     assert sorted(outcomes) == ["conflict", "ok"]
+
+
+def test_a_new_billing_practitioner_starts_with_the_next_period(hub: Hub) -> None:
+    """One practitioner per period: a change made inside period 2 bills from period 3 on."""
+    from vitalbridge.billing.practitioners import change_practitioner
+    from vitalbridge.errors import Conflict
+    from vitalbridge.patients.models import Provider
+
+    world = make_billing_world(hub)
+    patient = world.add_patient()
+    episode = world.enroll(patient, tz=NY, started_on=date(2026, 9, 1))
+    for at in daily(NY, date(2026, 9, 1), 90):
+        world.reading(patient, at)
+    with hub.sessions() as session, session.begin():
+        newcomer = Provider(organization_id=world.org_id, name="Dr Newcomer")
+        session.add(newcomer)
+        session.flush()
+        change = change_practitioner(
+            session, world.org_id, episode, newcomer.id, now=local(NY, "2026-10-10T12:00"), actor="user:x"
+        )
+        newcomer_id = newcomer.id
+    # Periods: 1 Sep-30 Sep, 1 Oct-30 Oct, 31 Oct-29 Nov.
+    assert change.effective_from == date(2026, 10, 31)
+    later = DEC_5 + timedelta(days=40)
+    october = world.row("2026-10", later, patient)
+    november = world.row("2026-11", later, patient)
+    assert {(c["code"], c["billing_practitioner_id"]) for c in october["charges"]} == {("99454", world.physician_id)}
+    assert {(c["code"], c["billing_practitioner_id"]) for c in november["charges"]} == {("99454", newcomer_id)}
+    # A second change for the same next period is refused; before any reading it applies at once.
+    with hub.sessions() as session, session.begin(), pytest.raises(Conflict, match="already changes"):
+        change_practitioner(
+            session, world.org_id, episode, world.provider_id, now=local(NY, "2026-10-11T12:00"), actor="user:x"
+        )
+    other = world.add_patient("Otherpatient")
+    fresh = world.enroll(other, tz=NY, started_on=date(2026, 11, 1))
+    with hub.sessions() as session, session.begin():
+        now_change = change_practitioner(
+            session, world.org_id, fresh, world.provider_id, now=local(NY, "2026-11-02T12:00"), actor="user:x"
+        )
+    assert now_change.effective_from == date(2026, 11, 1)

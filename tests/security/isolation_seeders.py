@@ -117,6 +117,9 @@ BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
     ("POST", "/api/v1/billing/episodes/"): lambda w: _billing_episode(w, "2027-01-01"),
     ("POST", "/api/v1/billing/episodes/{episode_id}/end"): lambda w: {"ended_on": "2027-12-31"},
     ("POST", "/api/v1/billing/episodes/{episode_id}/setup"): lambda w: {"on": "2026-10-02", "staff": "b"},
+    ("POST", "/api/v1/billing/episodes/{episode_id}/billing-practitioner"): lambda w: {
+        "practitioner_id": w.ids["billing_provider"]
+    },
     ("POST", "/api/v1/billing/time-entries/"): lambda w: _billing_entry(w),
     ("POST", "/api/v1/billing/time-entries/{entry_id}/corrections"): lambda w: {"void": True, "note": "b"},
 }

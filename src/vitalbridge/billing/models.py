@@ -69,6 +69,24 @@ class Episode(Base):
     created_by: Mapped[str] = mapped_column(String(100))
 
 
+class PractitionerChange(Base):
+    """A new billing practitioner for an episode from ``effective_from`` on: always the first day
+    of a device period, so each period keeps exactly one billing practitioner."""
+
+    __tablename__ = "billing_practitioner_changes"
+    __table_args__ = (
+        UniqueConstraint("episode_id", "effective_from", name="uq_billing_practitioner_changes_episode_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    episode_id: Mapped[str] = mapped_column(ForeignKey("billing_episodes.id", ondelete="CASCADE"))
+    practitioner_id: Mapped[str] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"))
+    effective_from: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
 class TimeEntry(Base):
     """Care-management time: appended, never changed; corrected by a new entry."""
 

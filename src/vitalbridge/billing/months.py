@@ -228,8 +228,8 @@ CSV_COLUMNS = (
     "family_name",
     "given_name",
     "episode_id",
-    "billing_practitioner_id",
     "condition_code",
+    "billing_practitioner_id",
     "code",
     "units",
     "date_of_service",
@@ -261,12 +261,13 @@ def to_csv(report: dict[str, Any]) -> str:
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in report["patients"]:
-        base = {k: row.get(k) for k in CSV_COLUMNS[:7]}
+        base = {k: row.get(k) for k in CSV_COLUMNS[:7]}  # the episode's practitioner, until a charge says
         missing = "; ".join(m["text"] for m in row["missing"])
         for charge in row["charges"] or [None]:
             line = dict(base, missing=missing)
             if charge is not None:
                 line.update(
+                    billing_practitioner_id=charge["billing_practitioner_id"],
                     code=charge["code"],
                     units=charge["units"],
                     date_of_service=charge["date_of_service"],

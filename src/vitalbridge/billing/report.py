@@ -17,7 +17,7 @@ import calendar
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -28,7 +28,8 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from vitalbridge.billing.days import PeriodResult, Shortfall, device_periods, judge_period
 from vitalbridge.billing.minutes import Entry, judge_interpretation, judge_month
-from vitalbridge.billing.models import Episode, MonitoringProgram, TimeEntry
+from vitalbridge.billing.models import Episode, MonitoringProgram, PractitionerChange, TimeEntry
+from vitalbridge.billing.practitioners import practitioner_on
 from vitalbridge.billing.rules import Code, rules_for
 from vitalbridge.devices.models import Reading
 from vitalbridge.devices.readings import ReadingOrigin
@@ -133,7 +134,19 @@ def _load(session: Session, practice_id: str, first: date, last: date) -> dict[s
         entries[eid].append(
             Entry(t.id, t.started_at, t.seconds, t.credential, t.activity, t.interactive, t.modality, t.corrects_id)
         )
-    return {"episodes": episodes, "firsts": firsts, "days": days, "entries": entries, "rows": rows}
+    changes: dict[str, list[PractitionerChange]] = defaultdict(list)
+    for change in session.scalars(
+        select(PractitionerChange).join(Episode, Episode.id == PractitionerChange.episode_id).where(scope)
+    ):
+        changes[change.episode_id].append(change)
+    return {
+        "episodes": episodes,
+        "firsts": firsts,
+        "days": days,
+        "entries": entries,
+        "rows": rows,
+        "changes": changes,
+    }
 
 
 def _shortfall(s: Shortfall) -> dict[str, Any]:
@@ -200,6 +213,7 @@ def _patient_row(
     last: date,
     as_of: datetime,
     policy: Policy,
+    changes: Sequence[PractitionerChange] = (),
 ) -> dict[str, Any]:
     tz = ZoneInfo(episode.time_zone)
     today = as_of.astimezone(tz).date()
@@ -254,6 +268,9 @@ def _patient_row(
     for c in mres.charges:
         charges.append(_charge(c.code, c.units, last, not month_open, f"calendar month {month}", mres.rule_set))
     missing.extend(mres.missing)
+    for charge in charges:
+        dos = date.fromisoformat(charge["date_of_service"])
+        charge["billing_practitioner_id"] = practitioner_on(episode, changes, dos)
     shown = sorted({*mres.entry_ids, *interpretation_ids}, key=lambda i: (rows[i].started_at, i))
     mrn, family, given = chart
     return {
@@ -319,6 +336,7 @@ def compute_report(
             last=last,
             as_of=as_of,
             policy=policy,
+            changes=loaded["changes"].get(episode.id, ()),
         )
         for episode, mrn, family, given, _first in loaded["episodes"]
     ]

@@ -96,6 +96,17 @@ class EpisodeEndIn(BaseModel):
     ended_on: Day
 
 
+class PractitionerChangeIn(BaseModel):
+    model_config = _STRICT
+
+    practitioner_id: Ref = Field(description="provider id of the new billing practitioner")
+
+
+class PractitionerChangeOut(BaseModel):
+    practitioner_id: str
+    effective_from: date = Field(description="first day of the next device period (today before any)")
+
+
 class SetupUpdateIn(SetupIn):
     """Setup/education is often done after enrollment; it may be recorded once, later."""
 

@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from vitalbridge.api.actors import actor_of
 from vitalbridge.api.deps import HubDep, SessionDep, require_role
 from vitalbridge.api.types import MAX_OFFSET, REF_PATTERN
-from vitalbridge.billing import episodes, months, report, timelog
+from vitalbridge.billing import episodes, months, practitioners, report, timelog
 from vitalbridge.billing.episodes import local_midnight
 from vitalbridge.billing.report import month_bounds
 from vitalbridge.billing.schemas import (
@@ -28,6 +28,8 @@ from vitalbridge.billing.schemas import (
     EpisodeEndIn,
     EpisodeIn,
     EpisodeOut,
+    PractitionerChangeIn,
+    PractitionerChangeOut,
     ReportOut,
     ReportVersionOut,
     SetupUpdateIn,
@@ -103,6 +105,17 @@ def end_episode(episode_id: str, body: EpisodeEndIn, session: SessionDep, princi
         session, principal.organization_id, episode_id, body.ended_on, actor=actor_of(principal)
     )
     return EpisodeOut.of(episode)
+
+
+@router.post("/episodes/{episode_id}/billing-practitioner", response_model=PractitionerChangeOut)
+def change_practitioner(
+    episode_id: str, body: PractitionerChangeIn, session: SessionDep, principal: CareDep
+) -> PractitionerChangeOut:
+    """Bill the episode under another practitioner from its next device period on (one per period)."""
+    change = practitioners.change_practitioner(
+        session, principal.organization_id, episode_id, body.practitioner_id, now=utcnow(), actor=actor_of(principal)
+    )
+    return PractitionerChangeOut(practitioner_id=change.practitioner_id, effective_from=change.effective_from)
 
 
 @router.post("/episodes/{episode_id}/setup", response_model=EpisodeOut)

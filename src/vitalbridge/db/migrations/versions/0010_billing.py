@@ -60,6 +60,25 @@ def upgrade() -> None:
     op.create_index("ix_billing_episodes_practice_started", "billing_episodes", ["practice_id", "started_on"])
 
     op.create_table(
+        "billing_practitioner_changes",
+        sa.Column("id", sa.String(36), nullable=False),
+        sa.Column("organization_id", sa.String(36), nullable=False),
+        sa.Column("episode_id", sa.String(36), nullable=False),
+        sa.Column("practitioner_id", sa.String(36), nullable=False),
+        sa.Column("effective_from", sa.Date(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("created_by", sa.String(100), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_billing_practitioner_changes"),
+        _fk("billing_practitioner_changes", "organization_id", "organizations"),
+        _fk("billing_practitioner_changes", "episode_id", "billing_episodes"),
+        _fk("billing_practitioner_changes", "practitioner_id", "providers", "RESTRICT"),
+        sa.UniqueConstraint("episode_id", "effective_from", name="uq_billing_practitioner_changes_episode_id"),
+    )
+    op.create_index(
+        "ix_billing_practitioner_changes_organization_id", "billing_practitioner_changes", ["organization_id"]
+    )
+
+    op.create_table(
         "billing_time_entries",
         sa.Column("id", sa.String(36), nullable=False),
         sa.Column("organization_id", sa.String(36), nullable=False),
@@ -112,6 +131,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("billing_reports")
     op.drop_table("billing_time_entries")
+    op.drop_table("billing_practitioner_changes")
     op.drop_table("billing_episodes")
     with op.batch_alter_table("readings") as batch:
         batch.drop_column("origin")
