@@ -66,6 +66,11 @@ def test_enroll_log_report_close_recompute(hub: Hub, monkeypatch: pytest.MonkeyP
     )
     assert out.exit_code == 0, out.output
     assert [(p["days"], p["code"]) for p in json.loads(out.stdout)] == [(16, "99454"), (0, None)]
+    change = ["billing", "change-practitioner", "--org", world.org_id, episode_id, "--practitioner"]
+    assert runner.invoke(app, [*change, world.provider_id]).exit_code == 0
+    refused = runner.invoke(app, [*change, "no-such-provider"])
+    assert refused.exit_code == 1
+    assert "no such provider" in refused.output
     entry = {
         "patient_id": patient,
         "staff": "RN Lee",

@@ -130,6 +130,24 @@ def end_episode_cmd(
     typer.echo(f"ended {episode} on {day.isoformat()}", err=True)
 
 
+@billing.command("change-practitioner")
+def change_practitioner_cmd(
+    org: OrgOpt,
+    episode: Annotated[str, typer.Argument(help="Episode id.")],
+    practitioner: Annotated[str, typer.Option("--practitioner", help="Provider id of the new billing practitioner.")],
+) -> None:
+    """Bill the episode under another practitioner from its next 30-day device period on."""
+    from vitalbridge.billing.practitioners import change_practitioner
+    from vitalbridge.db.base import utcnow
+    from vitalbridge.tenancy.service import get_organization
+
+    with hub_session() as (_hub, session):
+        change = change_practitioner(
+            session, get_organization(session, org).id, episode, practitioner, now=utcnow(), actor=operator()
+        )
+    typer.echo(f"billing practitioner changes on {change.effective_from.isoformat()}", err=True)
+
+
 @billing.command("periods")
 def periods_cmd(
     org: OrgOpt,
