@@ -532,3 +532,22 @@ def test_a_new_billing_practitioner_starts_with_the_next_period(hub: Hub) -> Non
             session, world.org_id, fresh, world.provider_id, now=local(NY, "2026-11-02T12:00"), actor="user:x"
         )
     assert now_change.effective_from == date(2026, 11, 1)
+
+
+@pytest.mark.parametrize(("now", "closes"), [("2026-12-01T11:59:59+00:00", False), ("2026-12-01T12:00:00+00:00", True)])
+def test_a_month_closes_once_it_is_over_in_every_zone(hub: Hub, now: str, closes: bool) -> None:
+    """November ends last at UTC-12, at noon UTC on 1 December."""
+    from vitalbridge.billing.months import close_month
+    from vitalbridge.errors import Conflict
+    from vitalbridge.tenancy.models import Practice
+
+    world = make_billing_world(hub)
+    with hub.sessions() as session, session.begin():
+        practice = session.get(Practice, world.practice_id)
+        assert practice is not None
+        when = datetime.fromisoformat(now)
+        if closes:
+            assert close_month(session, practice, "2026-11", now=when, policy=Policy(), actor="user:x").version == 1
+        else:
+            with pytest.raises(Conflict, match="not over"):
+                close_month(session, practice, "2026-11", now=when, policy=Policy(), actor="user:x")
