@@ -29,6 +29,7 @@ from vitalbridge.api.middleware import (
 from vitalbridge.api.openapi import install_openapi
 from vitalbridge.api.throttle import AuthFailureThrottle, InboundRateLimiter
 from vitalbridge.audit.views import router as audit_router
+from vitalbridge.billing.views import router as billing_router
 from vitalbridge.delivery import worker as _delivery_worker  # noqa: F401 - registers the in-process worker
 from vitalbridge.delivery.views import router as deliveries_router
 from vitalbridge.devices.views import devices_router, quarantine_router, readings_router
@@ -68,6 +69,7 @@ ROUTERS = [
     *PATIENT_ROUTERS,
     me_router,
     notify_router,
+    billing_router,
 ]
 
 # Off unless VB_HL7_PORT is set (docs/hl7.md).

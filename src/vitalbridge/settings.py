@@ -219,6 +219,14 @@ class Settings(BaseSettings):
     glucose_loinc: Literal["2339-0", "41653-7"] = "2339-0"
     gateway_sync_page_size: int = Field(default=200, ge=1, le=1000)
 
+    # RPM billing (SPEC §13, docs/billing.md).
+    # Days of device data the first 30-day period needs before 99453 (setup) is billable: 16 as the
+    # published guidance says, or 2 where the payer accepts 99453 with 99445 under CY2026 rules.
+    billing_setup_min_days: Literal[2, 16] = 16
+    # Whether a live secure-message exchange counts as the interactive communication 99457/99470
+    # need (sources disagree; follow your MAC). Calls, video and in-person contact always count.
+    billing_messages_are_interactive: bool = False
+
     # EHR delivery (SPEC §7, docs/delivery.md).
     # Threads that run deliveries at once per worker (in-process worker and `vitalbridge worker`).
     delivery_concurrency: int = Field(default=4, ge=1, le=256)

@@ -56,6 +56,9 @@ PATH_PARAM_KINDS: dict[str, str] = {
     "program_id": "program",
     "delivery_id": "delivery",
     "push_token_id": "push_device",
+    "episode_id": "billing_episode",
+    "entry_id": "billing_time_entry",
+    "month": "billing_month",
 }
 
 QUERY_PARAM_KINDS: dict[str, str] = {
@@ -113,7 +116,41 @@ BODY_SEEDERS: dict[tuple[str, str], BodySeeder] = {
     ("PUT", "/api/v1/notifications/quiet-hours"): lambda w: {"time_zone": "UTC", "starts": "21:00", "ends": "05:00"},
     # A's user on A's program's on-call list, asked for by B: must be refused.
     ("PUT", "/api/v1/programs/{program_id}/alerting"): lambda w: {"on_call_user_ids": [w.ids["user"]]},
+    # Billing: B enrolls A's patient or logs time on A's patient: must be refused.
+    ("POST", "/api/v1/billing/episodes/"): lambda w: _billing_episode(w, "2027-01-01"),
+    ("POST", "/api/v1/billing/episodes/{episode_id}/end"): lambda w: {"ended_on": "2027-12-31"},
+    ("POST", "/api/v1/billing/episodes/{episode_id}/setup"): lambda w: {"on": "2026-10-02", "staff": "b"},
+    ("POST", "/api/v1/billing/episodes/{episode_id}/billing-practitioner"): lambda w: {
+        "practitioner_id": w.ids["billing_provider"]
+    },
+    ("POST", "/api/v1/billing/time-entries/"): lambda w: _billing_entry(w),
+    ("POST", "/api/v1/billing/time-entries/{entry_id}/corrections"): lambda w: {"void": True, "note": "b"},
 }
+
+
+def _billing_episode(w: World, started_on: str) -> dict[str, Any]:
+    return {
+        "patient_id": w.ids["patient"],
+        "program": "rtm",
+        "time_zone": "America/Denver",
+        "ordering_practitioner_id": w.ids["billing_provider"],
+        "condition_code": "I10",
+        "consent": {"at": "2026-09-30T14:00:00-06:00", "modality": "written", "recorded_by": "RN Iso"},
+        "billing_practitioner_id": w.ids["billing_provider"],
+        "started_on": started_on,
+    }
+
+
+def _billing_entry(w: World) -> dict[str, Any]:
+    return {
+        "patient_id": w.ids["patient"],
+        "staff": "RN Iso",
+        "credential": "clinical_staff",
+        "started_at": "2026-10-05T10:00:00-06:00",
+        "minutes": 7,
+        "activity": "data_review",
+    }
+
 
 CustomProbe = Callable[[httpx.Client, World], None]
 
@@ -262,6 +299,25 @@ def _seed_push(client: httpx.Client, world: World) -> None:
     )
     assert resp.status_code == 200, resp.text
     world.markers += [A_PUSH_TOKEN, "Pacific/Chatham"]
+    _seed_billing(client, world)
+
+
+def _seed_billing(client: httpx.Client, world: World) -> None:
+    """A enrolls its patient, logs time and closes a month (SPEC §13)."""
+    resp = client.post("/api/v1/providers/", json={"name": "Dr Isobel Billwright"}, headers=world.a_headers)
+    assert resp.status_code == 201, resp.text
+    world.ids["billing_provider"] = resp.json()["id"]
+    resp = client.post("/api/v1/billing/episodes/", json=_billing_episode(world, "2026-10-01"), headers=world.a_headers)
+    assert resp.status_code == 201, resp.text
+    world.ids["billing_episode"] = resp.json()["id"]
+    entry = {**_billing_entry(world), "staff": "RN Isoaudra", "note": "iso-a-note"}
+    resp = client.post("/api/v1/billing/time-entries/", json=entry, headers=world.a_headers)
+    assert resp.status_code == 201, resp.text
+    world.ids["billing_time_entry"] = resp.json()["id"]
+    world.ids["billing_month"] = "2026-10"
+    resp = client.post(f"/api/v1/billing/reports/{world.ids['practice']}/2026-10/close", headers=world.a_headers)
+    assert resp.status_code == 201, resp.text
+    world.markers += ["Dr Isobel Billwright", "America/Denver", "RN Isoaudra", "iso-a-note"]
 
 
 def _org_of_practice(practice_id: str) -> Any:

@@ -6,6 +6,7 @@ import typer
 
 from vitalbridge.cli import (
     audit_commands,
+    billing_commands,
     delivery_commands,
     demo_commands,
     fhir_commands,
@@ -50,6 +51,7 @@ delivery_commands.register(app)
 demo_commands.register(app)
 patients_commands.register(app)
 notify_commands.register(app)
+billing_commands.register(app)
 
 
 def main() -> None:

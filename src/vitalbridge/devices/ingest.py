@@ -150,6 +150,7 @@ def store_readings(
                 gateway_id=gateway.id,
                 gateway_reading_id=src.gateway_reading_id,
                 source=source,
+                origin=src.origin,
                 device_id=device.id,
                 patient_id=target.patient_id,
                 reading_type=src.reading_type,

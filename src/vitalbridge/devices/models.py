@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from vitalbridge.db.base import Base, new_id, utcnow
 from vitalbridge.db.types import UTCDateTime, str_enum
 from vitalbridge.devices.gateways.base import GatewayKind
-from vitalbridge.devices.readings import MealContext, MeasurementKind, ReadingSource, ReadingType
+from vitalbridge.devices.readings import MealContext, MeasurementKind, ReadingOrigin, ReadingSource, ReadingType
 from vitalbridge.fhir.codes import Ucum
 
 
@@ -97,6 +97,10 @@ class Reading(Base):
     gateway_id: Mapped[str] = mapped_column(ForeignKey("gateways.id", ondelete="CASCADE"))
     gateway_reading_id: Mapped[str] = mapped_column(String(128))
     source: Mapped[ReadingSource] = mapped_column(str_enum(ReadingSource, 16))
+    # Device-transmitted or manually entered: only the former counts for billing (SPEC §13).
+    origin: Mapped[ReadingOrigin] = mapped_column(
+        str_enum(ReadingOrigin, 16), default=ReadingOrigin.device, server_default=ReadingOrigin.device.value
+    )
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
     patient_id: Mapped[str | None] = mapped_column(ForeignKey("patients.id", ondelete="SET NULL"), nullable=True)
     reading_type: Mapped[ReadingType] = mapped_column(str_enum(ReadingType))

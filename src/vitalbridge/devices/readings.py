@@ -45,6 +45,14 @@ class MealContext(enum.StrEnum):
     random = "random"
 
 
+class ReadingOrigin(enum.StrEnum):
+    """How the value was captured (SPEC §5 provenance). Only device-transmitted readings count
+    toward the device-supply billing codes (SPEC §13)."""
+
+    device = "device"  # measured and transmitted by the device itself
+    manual = "manual"  # typed in or self-reported (e.g. Withings ``attrib`` 2/4, iHealth ``Manual``)
+
+
 class ReadingSource(enum.StrEnum):
     webhook = "webhook"  # pushed by the gateway
     sync = "sync"  # pulled from the gateway's REST API to fill gaps
@@ -83,6 +91,7 @@ class GatewayReading:
     values: dict[str, ReportedValue]  # keys: systolic, diastolic, pulse, spo2, weight, glucose
     irregular_heartbeat: bool | None = None
     meal_context: MealContext | None = None
+    origin: ReadingOrigin = ReadingOrigin.device
     loc: Loc = ("body",)  # where this reading sits in the payload (batch items differ)
 
     @property

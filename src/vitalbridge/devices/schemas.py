@@ -17,7 +17,14 @@ from vitalbridge.devices.models import (
     QuarantineStatus,
     Reading,
 )
-from vitalbridge.devices.readings import MealContext, MeasurementKind, ReadingSource, ReadingType, with_offset
+from vitalbridge.devices.readings import (
+    MealContext,
+    MeasurementKind,
+    ReadingOrigin,
+    ReadingSource,
+    ReadingType,
+    with_offset,
+)
 
 SERIAL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
 
@@ -115,6 +122,9 @@ class ReadingOut(BaseModel):
     gateway_id: str
     gateway_reading_id: str
     source: ReadingSource
+    origin: ReadingOrigin = Field(
+        description="device-transmitted or manually entered; only the former counts for billing"
+    )
     device_id: str
     device_serial: str | None
     patient_id: str | None
@@ -134,6 +144,7 @@ class ReadingOut(BaseModel):
             gateway_id=r.gateway_id,
             gateway_reading_id=r.gateway_reading_id,
             source=r.source,
+            origin=r.origin,
             device_id=r.device_id,
             device_serial=serial,
             patient_id=r.patient_id,

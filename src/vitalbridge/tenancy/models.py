@@ -27,6 +27,7 @@ class Role(enum.StrEnum):
     admin = "admin"  # practices, keys, users, audit
     clinician = "clinician"  # patients, readings, alerts
     integration = "integration"  # webhooks, deliveries
+    billing = "billing"  # enrollment episodes, time log, monthly billing reports (SPEC §13)
 
 
 class PracticeEnvironment(enum.StrEnum):

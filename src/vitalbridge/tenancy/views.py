@@ -18,7 +18,7 @@ from vitalbridge.tenancy.service import Principal
 router = APIRouter(prefix="/api/v1/practices", tags=["practices"])
 
 AdminDep = Annotated[Principal, Depends(require_role(Role.admin))]
-AnyRoleDep = Annotated[Principal, Depends(require_role(Role.clinician, Role.integration))]
+AnyRoleDep = Annotated[Principal, Depends(require_role(Role.clinician, Role.integration, Role.billing))]
 
 
 @router.post("/", status_code=201, response_model=PracticeOut)

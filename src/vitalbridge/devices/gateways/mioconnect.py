@@ -19,7 +19,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, Strict
 
 from vitalbridge.devices.gateways import strict_json
 from vitalbridge.devices.gateways.base import GatewayKind, Page, PageRequest, ParseResult
-from vitalbridge.devices.readings import DeviceRef, GatewayReading, Loc, MealContext, ReadingType, ReportedValue
+from vitalbridge.devices.readings import (
+    DeviceRef,
+    GatewayReading,
+    Loc,
+    MealContext,
+    ReadingOrigin,
+    ReadingType,
+    ReportedValue,
+)
 from vitalbridge.errors import FieldError
 
 _CONFIG = ConfigDict(extra="ignore", allow_inf_nan=False, str_strip_whitespace=True)
@@ -45,6 +53,8 @@ class _Envelope(BaseModel):
     type: ReadingType
     measured_at: AwareDatetime
     data: dict[str, Any]
+    # "manual" when a person typed the value in (never counts for billing, SPEC §13).
+    origin: ReadingOrigin = ReadingOrigin.device
 
     @field_validator("measured_at", mode="before")
     @classmethod
@@ -156,6 +166,7 @@ class MioConnectAdapter:
             values=values,
             irregular_heartbeat=irregular,
             meal_context=meal,
+            origin=env.origin,
             loc=loc,
         )
         return ParseResult(readings=[reading])
