@@ -1,7 +1,7 @@
 """RPM billing (SPEC §13): reading origin, enrollment episodes, the time log, frozen reports.
 
-Revision ID: 0010_billing
-Revises: 0009_push
+Revision ID: 0013_billing
+Revises: 0012_access_deletions
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 from vitalbridge.db.types import UTCDateTime
 
-revision = "0010_billing"
-down_revision = "0009_push"
+revision = "0013_billing"
+down_revision = "0012_access_deletions"
 branch_labels = None
 depends_on = None
 
