@@ -9,21 +9,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import AliasChoices
-
-from vitalbridge.settings import Settings
+from vitalbridge.settings import Settings, env_names
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "configuration.md"
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
-
-
-def env_names(name: str) -> list[str]:
-    field = Settings.model_fields[name]
-    alias = field.validation_alias
-    if isinstance(alias, AliasChoices):
-        return [str(a) for a in alias.choices]
-    return [f"VB_{name.upper()}"]
 
 
 def comments() -> dict[str, str]:

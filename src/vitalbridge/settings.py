@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     # Log level; DEBUG logs EHR and API exchanges with secrets and PHI redacted.
     ecw_log_level: str = Field(default="INFO", validation_alias=AliasChoices("ECW_LOG_LEVEL", "VB_ECW_LOG_LEVEL"))
 
+    # Log level of one-shot CLI commands (migrate, demo, orgs …), so their output is not buried in
+    # INFO logs; the servers (serve, up, worker, hl7 listen) log at ECW_LOG_LEVEL.
+    cli_log_level: str = "WARNING"
+
     # HL7 v2 over MLLP (docs/hl7.md). The listener runs inside the hub when hl7_port is set.
     hl7_port: int | None = Field(default=None, ge=0, le=65535)
     hl7_host: str = "127.0.0.1"
@@ -130,6 +134,15 @@ class Settings(BaseSettings):
         if v in ("", 0, "0", None):
             return None
         return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        # Only the scheme is named: the rest of the URL may hold a password.
+        scheme = value.split("://", 1)[0].split("+", 1)[0].lower() if "://" in value else ""
+        if value and scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("use postgresql://user@host/db or sqlite:///path (or leave it empty)")
+        return value
 
     @field_validator("hl7_tls_cert", "hl7_tls_key", "hl7_tls_client_ca", mode="before")
     @classmethod
@@ -247,6 +260,21 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+
+def env_names(name: str) -> list[str]:
+    """The environment variables that set field ``name`` (the eCW names first where they exist)."""
+    alias = Settings.model_fields[name].validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(a) for a in alias.choices]
+    return [f"VB_{name.upper()}"]
+
+
+def setting_for(loc: str) -> str:
+    """The variable an error location names: a field name or one of its aliases."""
+    if loc in Settings.model_fields:
+        return env_names(loc)[0]
+    return loc.upper()
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,6 +1,14 @@
-"""The ``vitalbridge`` command (Typer). Each command group lives in its own module."""
+"""The ``vitalbridge`` command (Typer). Each command group lives in its own module.
+
+Failures print one line (``cli.failures``); ``--debug`` shows the traceback instead. One-shot
+commands log at ``VB_CLI_LOG_LEVEL`` (warnings by default) so their output is not buried; the
+servers (``serve``, ``worker``, ``sandbox``, ``hl7 listen``) log at ``ECW_LOG_LEVEL``.
+"""
 
 from __future__ import annotations
+
+import sys
+from typing import Annotated
 
 import typer
 
@@ -29,12 +37,18 @@ app = typer.Typer(
 
 
 @app.callback()
-def _start() -> None:
+def _start(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback when a command fails.")] = False,
+) -> None:
     """Every command logs through the hub's redacting JSON logging (SPEC §9)."""
+    from vitalbridge.cli.failures import STATE
     from vitalbridge.observability.logging import configure_logging
     from vitalbridge.settings import load_settings
 
-    configure_logging(load_settings())
+    STATE.debug = debug
+    settings = load_settings()
+    # Servers re-configure at ECW_LOG_LEVEL once they start (their logs are their output).
+    configure_logging(settings, level=settings.cli_log_level)
 
 
 hub_commands.register(app)
@@ -53,4 +67,6 @@ notify_commands.register(app)
 
 
 def main() -> None:
-    app()
+    from vitalbridge.cli.failures import run
+
+    sys.exit(run(app))

@@ -20,7 +20,6 @@ def worker(
     import asyncio
     import signal
 
-    from vitalbridge.runtime import build_hub
     from vitalbridge.settings import load_settings
 
     settings = load_settings()
@@ -50,9 +49,12 @@ def worker(
             ]
         )
         return
+    from vitalbridge.cli.common import open_hub
     from vitalbridge.delivery.worker import Worker
+    from vitalbridge.observability.logging import configure_logging
 
-    hub = build_hub(settings)
+    hub = open_hub(settings)
+    configure_logging(settings)
     delivery_worker = Worker(hub, concurrency=n)
 
     async def main() -> None:

@@ -110,11 +110,10 @@ def sync(
     until: Annotated[str | None, typer.Option(help="Window end, ISO 8601 with offset (default: now).")] = None,
 ) -> None:
     """Pull readings measured in [since, until) from the gateway's REST API. Safe to repeat."""
+    from vitalbridge.cli.common import open_hub
     from vitalbridge.devices.sync import sync_gateway
-    from vitalbridge.runtime import build_hub
-    from vitalbridge.settings import load_settings
 
-    hub = build_hub(load_settings())
+    hub = open_hub()
     try:
         start = _when(since, "--since") if since else None
         if start is None:

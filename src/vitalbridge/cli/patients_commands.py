@@ -27,12 +27,11 @@ PracticeOpt = Annotated[
 
 
 def _hub() -> Hub:
+    from vitalbridge.cli.common import open_hub
     from vitalbridge.errors import VitalbridgeError
-    from vitalbridge.runtime import build_hub
-    from vitalbridge.settings import load_settings
 
     try:
-        return build_hub(load_settings())
+        return open_hub()
     except VitalbridgeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

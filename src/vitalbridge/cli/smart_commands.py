@@ -116,15 +116,14 @@ def _practice(org: str, practice: str) -> Any:
 
 
 def _run_check(org: str, practice: str, which: str) -> None:
+    from vitalbridge.cli.common import open_hub
     from vitalbridge.ehr.client import ehr_client
     from vitalbridge.errors import VitalbridgeError
-    from vitalbridge.runtime import build_hub
-    from vitalbridge.settings import load_settings
     from vitalbridge.smart.services import smart_for
     from vitalbridge.smart.status import check_connection, check_jwt
 
     conn = _practice(org, practice)
-    hub = build_hub(load_settings())
+    hub = open_hub()
     try:
         result = check_jwt(smart_for(hub), conn) if which == "jwt" else check_connection(ehr_client(hub), conn)
     except VitalbridgeError as exc:
@@ -181,8 +180,7 @@ def tokens_clear(
 
     The next EHR call fetches a fresh token. Standalone (user) grants keep their refresh token.
     """
-    from vitalbridge.runtime import build_hub
-    from vitalbridge.settings import load_settings
+    from vitalbridge.cli.common import open_hub
     from vitalbridge.smart.services import smart_for
     from vitalbridge.tenancy import service
 
@@ -197,7 +195,7 @@ def tokens_clear(
         with hub_session() as (_hub, session):
             organization = service.get_organization(session, org)
             ids = [p.id for p in service.list_practices(session, organization.id)]
-    hub = build_hub(load_settings())
+    hub = open_hub()
     try:
         count = smart_for(hub).cache.clear(ids)
     finally:
