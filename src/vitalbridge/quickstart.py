@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import socket
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,7 @@ from sqlalchemy import select
 
 from vitalbridge.app import create_app
 from vitalbridge.db.migrate import upgrade
+from vitalbridge.errors import ConfigurationError
 from vitalbridge.notify.fake_fcm import FakeFcm, ServiceAccountKey
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.sandbox.app import create_sandbox_app
@@ -131,8 +133,33 @@ def prepare_demo_fcm(settings: Settings) -> tuple[Settings, FakeFcm | None]:
     return settings.model_copy(update={"fcm_credentials_file": path, "fcm_endpoint": url}), FakeFcm(account)
 
 
+def check_ports(settings: Settings) -> None:
+    """Every server `make run` starts needs its own free port: say which one is taken before
+    starting anything, instead of a server failing half-way with a traceback."""
+    wanted = [("VB_PORT", settings.host, settings.port), ("VB_SANDBOX_PORT", "127.0.0.1", settings.sandbox_port)]
+    if settings.fcm_credentials_file is None:
+        wanted.append(("VB_FAKE_FCM_PORT", "127.0.0.1", settings.fake_fcm_port))
+    seen: dict[int, str] = {}
+    for name, _host, port in wanted:
+        if port in seen:
+            raise ConfigurationError(f"{seen[port]} and {name} are both {port}: give each server its own port")
+        seen[port] = name
+    for name, host, port in wanted:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As uvicorn binds: SO_REUSEADDR lets a port in TIME_WAIT pass, never a listening one.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"port {port} on {host} ({name}) is not available ({exc.strerror or 'in use'}): "
+                    f"stop what uses it, or choose another, e.g. `{name}={port + 100} make run`"
+                ) from None
+
+
 async def run_quickstart(settings: Settings) -> None:
     settings = settings.model_copy(update={"allow_private_urls": True})
+    check_ports(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings, fake_fcm = prepare_demo_fcm(settings)
     upgrade(settings.effective_database_url)
@@ -184,6 +211,7 @@ async def run_quickstart(settings: Settings) -> None:
                 f"  hub API        {settings.base_url}   (docs: {settings.base_url}/docs)",
                 f"  health         {settings.base_url}/healthz",
                 f"  JWKS           {jwks_url(settings)}   (registered with the sandbox; private_key_jwt RS384)",
+                f"  organization   {DEMO_ORG}   (id {practice.organization_id}; practice {DEMO_PRACTICE})",
                 f"  sandbox EHR    {sandbox_url}/fhir/r4/{DEMO_PRACTICE}",
                 f"  data folder    {settings.data_dir.resolve()}",
                 (
