@@ -9,7 +9,7 @@ import typer
 
 from vitalbridge.cli.common import hub_session, operator
 
-deliveries = typer.Typer(help="Outbox deliveries to the EHR: list, inspect, replay dead letters.", no_args_is_help=True)
+deliveries = typer.Typer(help="Outbox deliveries to the EHR: list, replay dead letters.", no_args_is_help=True)
 
 
 def worker(

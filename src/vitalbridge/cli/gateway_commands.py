@@ -19,7 +19,7 @@ from vitalbridge.devices.gateways import GatewayKind
 from vitalbridge.errors import VitalbridgeError
 from vitalbridge.tenancy import service as tenancy
 
-gateways = typer.Typer(help="Device gateways: accounts, webhook secrets, batch sync.", no_args_is_help=True)
+gateways = typer.Typer(help="Device gateways (accounts, webhook secrets, batch sync).", no_args_is_help=True)
 CLI_ACTOR = Actor.service("cli")
 
 

@@ -12,7 +12,7 @@ import typer
 
 from vitalbridge.cli.common import hub_session
 
-hl7 = typer.Typer(help="HL7 v2 over MLLP: ADT patient feed in, ORU^R01 results out.", no_args_is_help=True)
+hl7 = typer.Typer(help="HL7 v2 over MLLP (ADT patient feed in, ORU^R01 results out).", no_args_is_help=True)
 
 TlsFile = Annotated[Path | None, typer.Option(exists=True, dir_okay=False, readable=True)]
 

@@ -9,8 +9,10 @@ import typer
 
 from vitalbridge.cli.common import hub_session
 
-alerts = typer.Typer(help="Alert workflow: escalation of unacknowledged critical alerts.", no_args_is_help=True)
-notify = typer.Typer(help="Push notifications: send, status, the demo FCM endpoint.", no_args_is_help=True)
+alerts = typer.Typer(help="Alert workflow: escalate unacknowledged critical alerts.", no_args_is_help=True)
+notify = typer.Typer(
+    help="Push notifications: run, run-once, status, received (the demo FCM endpoint).", no_args_is_help=True
+)
 
 NowOption = Annotated[str | None, typer.Option(help="Pretend it is this time (ISO 8601 with offset).")]
 

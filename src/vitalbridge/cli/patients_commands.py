@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from vitalbridge.patients.bulk.sync import Progress
     from vitalbridge.runtime import Hub
 
-patients = typer.Typer(help="Patients from the EHR: import, Bulk $export sync, re-link.", no_args_is_help=True)
+patients = typer.Typer(
+    help="Patients from the EHR: import, sync (Bulk $export), sync-status, relink.", no_args_is_help=True
+)
 
 OrgOpt = Annotated[str, typer.Option("--org", help="Organization id or name.")]
 PracticeOpt = Annotated[

@@ -9,7 +9,7 @@ import typer
 
 from vitalbridge.cli.common import hub_session
 
-triage = typer.Typer(help="Triage: missed-reading checks and the background loop.", no_args_is_help=True)
+triage = typer.Typer(help="Triage: check-missed readings, sweep once, run the background loop.", no_args_is_help=True)
 
 
 @triage.command("check-missed")
