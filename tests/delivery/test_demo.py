@@ -34,4 +34,4 @@ def test_demo_delivers_every_reading_exactly_once_through_faults() -> None:
     assert summary["duplicates"] == 0
     assert summary["ok"] is True
     assert summary["latency_p50_s"] <= summary["latency_p95_s"]
-    assert "demo: delivered=60" in done.stderr
+    assert "demo: delivering 60/60 (100%)" in done.stderr
