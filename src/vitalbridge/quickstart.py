@@ -29,6 +29,7 @@ from vitalbridge.notify.fake_fcm import FakeFcm, ServiceAccountKey
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.sandbox.app import create_sandbox_app
 from vitalbridge.sandbox.config import SandboxConfig
+from vitalbridge.sandbox.synthetic import SyntheticPatients
 from vitalbridge.settings import Settings
 from vitalbridge.smart.keys import ensure_signing_key
 from vitalbridge.smart.launch import launch_scopes
@@ -169,9 +170,11 @@ async def run_quickstart(settings: Settings) -> None:
     with hub.sessions() as session, session.begin():
         seed_practice_from_settings(session, settings, hub.sealer)
 
+    sandbox_config = SandboxConfig(practices=(DEMO_PRACTICE,))
+    first_patient = SyntheticPatients(sandbox_config.seed, DEMO_PRACTICE, sandbox_config.patients_per_practice)
     sandbox_server = uvicorn.Server(
         uvicorn.Config(
-            create_sandbox_app(SandboxConfig(practices=(DEMO_PRACTICE,))),
+            create_sandbox_app(sandbox_config),
             host="127.0.0.1",
             port=settings.sandbox_port,
             log_level="warning",
@@ -213,6 +216,8 @@ async def run_quickstart(settings: Settings) -> None:
                 f"  JWKS           {jwks_url(settings)}   (registered with the sandbox; private_key_jwt RS384)",
                 f"  organization   {DEMO_ORG}   (id {practice.organization_id}; practice {DEMO_PRACTICE})",
                 f"  sandbox EHR    {sandbox_url}/fhir/r4/{DEMO_PRACTICE}",
+                f"  EHR patient    {first_patient.id_for(0)}   (the sandbox's first synthetic patient; README:"
+                " First reading in five minutes)",
                 f"  data folder    {settings.data_dir.resolve()}",
                 (
                     f"  fake FCM       {settings.fcm_endpoint}/_fake/messages   (or: vitalbridge notify received)"

@@ -16,6 +16,7 @@ from vitalbridge.cli import (
     audit_commands,
     delivery_commands,
     demo_commands,
+    devices_commands,
     fhir_commands,
     gateway_commands,
     hl7_commands,
@@ -64,6 +65,7 @@ delivery_commands.register(app)
 demo_commands.register(app)
 patients_commands.register(app)
 notify_commands.register(app)
+devices_commands.register(app)
 
 
 def main() -> None:
