@@ -56,3 +56,21 @@ def test_two_servers_on_one_port_are_refused(tmp_path: Path, same: tuple[str, st
     assert same[0] in lines[0]
     assert same[1] in lines[0]
     assert "own port" in lines[0]
+
+
+def test_serve_names_a_port_in_use(tmp_path: Path) -> None:
+    port = free_port()
+    with listening(port):
+        proc = subprocess.run(
+            [*VB, "serve", "--migrate"],
+            env=base_env(tmp_path, VB_PORT=str(port)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"port {port}" in lines[0]
+    assert "VB_PORT" in lines[0]

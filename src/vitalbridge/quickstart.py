@@ -146,16 +146,23 @@ def check_ports(settings: Settings) -> None:
             raise ConfigurationError(f"{seen[port]} and {name} are both {port}: give each server its own port")
         seen[port] = name
     for name, host, port in wanted:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            # As uvicorn binds: SO_REUSEADDR lets a port in TIME_WAIT pass, never a listening one.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((host, port))
-            except OSError as exc:
-                raise ConfigurationError(
-                    f"port {port} on {host} ({name}) is not available ({exc.strerror or 'in use'}): "
-                    f"stop what uses it, or choose another, e.g. `{name}={port + 100} make run`"
-                ) from None
+        require_free_port(name, host, port, "make run")
+
+
+def require_free_port(name: str, host: str, port: int, command: str) -> None:
+    """Fail with one line naming the setting when ``host:port`` cannot be bound."""
+    if port == 0:
+        return  # any free port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: SO_REUSEADDR lets a port in TIME_WAIT pass, never a listening one.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"port {port} on {host} ({name}) is not available ({exc.strerror or 'in use'}): "
+                f"stop what uses it, or choose another, e.g. `{name}={port + 100} {command}`"
+            ) from None
 
 
 async def run_quickstart(settings: Settings) -> None:

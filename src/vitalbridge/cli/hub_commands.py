@@ -60,6 +60,9 @@ def serve(
     if port is not None:
         overrides["port"] = port
     settings = load_settings(**overrides)
+    from vitalbridge.quickstart import require_free_port
+
+    require_free_port("VB_PORT", settings.host, settings.port, "vitalbridge serve")
     if run_migrations:
         _migrate(settings)
     hub = open_hub(settings)
