@@ -58,12 +58,13 @@ def test_two_servers_on_one_port_are_refused(tmp_path: Path, same: tuple[str, st
     assert "own port" in lines[0]
 
 
-def test_serve_names_a_port_in_use(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("command", "setting"), [("serve", "VB_PORT"), ("sandbox", "VB_SANDBOX_PORT")])
+def test_servers_name_a_port_in_use(tmp_path: Path, command: str, setting: str) -> None:
     port = free_port()
     with listening(port):
         proc = subprocess.run(
-            [*VB, "serve", "--migrate"],
-            env=base_env(tmp_path, VB_PORT=str(port)),
+            [*VB, command],
+            env=base_env(tmp_path, **{setting: str(port)}),
             capture_output=True,
             text=True,
             timeout=120,
@@ -73,4 +74,4 @@ def test_serve_names_a_port_in_use(tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert f"port {port}" in lines[0]
-    assert "VB_PORT" in lines[0]
+    assert setting in lines[0]

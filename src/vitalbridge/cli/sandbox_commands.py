@@ -32,6 +32,9 @@ def sandbox(
         token_lifetime_s=token_lifetime,
         rate_limit_per_minute=rate_limit,
     )
+    from vitalbridge.quickstart import require_free_port
+
+    require_free_port("VB_SANDBOX_PORT", host, port, "vitalbridge sandbox")
     typer.echo(f"sandbox EHR on http://{host}:{port}  practices: {', '.join(codes)}")
     uvicorn.run(create_sandbox_app(config), host=host, port=port, log_level="warning")
 
