@@ -222,6 +222,13 @@ def test_commands_say_which_database_they_write(tmp_path: Path) -> None:
     listed = run(["orgs", "list"], env)
     assert "Hillside Clinic" in listed.stdout
     assert "wrote to" not in listed.stderr
+    assert "creating key file" not in first.stderr  # VB_SECRET_KEY is set
+    # Without VB_SECRET_KEY the generated key file is named too, once.
+    keyless = {k: v for k, v in env.items() if k != "VB_SECRET_KEY"}
+    keyless["VB_DATA_DIR"] = str(tmp_path / "keyless")
+    made = run(["migrate"], keyless)
+    assert f"creating key file {(tmp_path / 'keyless' / 'secret.key').resolve()}" in made.stderr
+    assert "creating key file" not in run(["migrate"], keyless).stderr
     # Another folder without VB_DATA_DIR: no silent fresh database, the line names where it looked.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -11,6 +11,7 @@ from vitalbridge.settings import Settings, load_settings
 
 def _migrate(settings: Settings) -> None:
     """Upgrade the schema, saying on stderr which database (and whether it is new)."""
+    from vitalbridge.crypto.sealing import KEY_FILE_NAME
     from vitalbridge.db.migrate import upgrade
     from vitalbridge.db.status import describe, sqlite_path
 
@@ -19,6 +20,10 @@ def _migrate(settings: Settings) -> None:
     new = path is not None and not path.exists()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     typer.echo(f"{'creating' if new else 'migrating'} {describe(url)}", err=True)
+    key_file = (settings.data_dir / KEY_FILE_NAME).resolve()
+    if settings.secret_key is None and not key_file.exists():
+        # A fresh key cannot open secrets sealed with another: say so where it is made.
+        typer.echo(f"creating key file {key_file} (VB_SECRET_KEY is not set)", err=True)
     upgrade(url)
 
 
