@@ -2,7 +2,8 @@
 
 Failures print one line (``cli.failures``); ``--debug`` shows the traceback instead. One-shot
 commands log at ``VB_CLI_LOG_LEVEL`` (warnings by default) so their output is not buried; the
-servers (``serve``, ``worker``, ``sandbox``, ``hl7 listen``) log at ``ECW_LOG_LEVEL``.
+servers (``serve``, ``up`` once its servers start, ``worker``, ``hl7 listen``) re-configure
+logging at ``ECW_LOG_LEVEL`` when they start.
 """
 
 from __future__ import annotations
