@@ -6,24 +6,16 @@ settings.py become its description, so the reference cannot drift from the code.
 
 from __future__ import annotations
 
+import enum
+import json
 import re
 from pathlib import Path
 
-from pydantic import AliasChoices
-
-from vitalbridge.settings import Settings
+from vitalbridge.settings import Settings, env_names
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "configuration.md"
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
-
-
-def env_names(name: str) -> list[str]:
-    field = Settings.model_fields[name]
-    alias = field.validation_alias
-    if isinstance(alias, AliasChoices):
-        return [str(a) for a in alias.choices]
-    return [f"VB_{name.upper()}"]
 
 
 def comments() -> dict[str, str]:
@@ -31,6 +23,8 @@ def comments() -> dict[str, str]:
     pending: list[str] = []
     for line in (ROOT / "src/vitalbridge/settings.py").read_text().splitlines():
         stripped = line.strip()
+        if stripped.startswith("# =="):
+            continue  # a section heading, not a field's description
         if stripped.startswith("#"):
             pending.append(stripped.lstrip("# ").strip())
             continue
@@ -42,13 +36,27 @@ def comments() -> dict[str, str]:
     return found
 
 
+def env_text(value: object) -> str | None:
+    """A default written as the variable would be set to it (it must parse back to the default);
+    None for an empty default."""
+    if value is None or value == "" or value == [] or value == {}:
+        return None
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)  # comma-separated lists (VB_CORS_ORIGINS)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
 def default_of(name: str) -> str:
     field = Settings.model_fields[name]
     value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
-    if value is None or value == "":
-        return "(unset)"
-    text = getattr(value, "value", value)
-    return f"`{text}`"
+    text = env_text(value)
+    return "(unset)" if text is None else f"`{text}`"
 
 
 def table() -> str:

@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from vitalbridge import __version__
+from vitalbridge.api.docs import install_docs
 from vitalbridge.api.errors import install_error_handlers
 from vitalbridge.api.health import router as health_router
 from vitalbridge.api.hl7 import router as hl7_router
@@ -96,7 +97,10 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None, back
         version=__version__,
         description="Remote patient monitoring integration hub: device readings to the EHR as FHIR R4.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.hub = hub
     app.state.auth_throttle = AuthFailureThrottle(settings.auth_failures_per_minute)
     install_error_handlers(app)

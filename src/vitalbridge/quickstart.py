@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import socket
 from pathlib import Path
 
 import httpx
@@ -23,10 +24,12 @@ from sqlalchemy import select
 
 from vitalbridge.app import create_app
 from vitalbridge.db.migrate import upgrade
+from vitalbridge.errors import ConfigurationError
 from vitalbridge.notify.fake_fcm import FakeFcm, ServiceAccountKey
 from vitalbridge.runtime import Hub, build_hub
 from vitalbridge.sandbox.app import create_sandbox_app
 from vitalbridge.sandbox.config import SandboxConfig
+from vitalbridge.sandbox.synthetic import SyntheticPatients
 from vitalbridge.settings import Settings
 from vitalbridge.smart.keys import ensure_signing_key
 from vitalbridge.smart.launch import launch_scopes
@@ -134,8 +137,40 @@ def prepare_demo_fcm(settings: Settings) -> tuple[Settings, FakeFcm | None]:
     return settings.model_copy(update={"fcm_credentials_file": path, "fcm_endpoint": url}), FakeFcm(account)
 
 
+def check_ports(settings: Settings) -> None:
+    """Every server `make run` starts needs its own free port: say which one is taken before
+    starting anything, instead of a server failing half-way with a traceback."""
+    wanted = [("VB_PORT", settings.host, settings.port), ("VB_SANDBOX_PORT", "127.0.0.1", settings.sandbox_port)]
+    if settings.fcm_credentials_file is None:
+        wanted.append(("VB_FAKE_FCM_PORT", "127.0.0.1", settings.fake_fcm_port))
+    seen: dict[int, str] = {}
+    for name, _host, port in wanted:
+        if port in seen:
+            raise ConfigurationError(f"{seen[port]} and {name} are both {port}: give each server its own port")
+        seen[port] = name
+    for name, host, port in wanted:
+        require_free_port(name, host, port, "make run")
+
+
+def require_free_port(name: str, host: str, port: int, command: str) -> None:
+    """Fail with one line naming the setting when ``host:port`` cannot be bound."""
+    if port == 0:
+        return  # any free port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: SO_REUSEADDR lets a port in TIME_WAIT pass, never a listening one.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"port {port} on {host} ({name}) is not available ({exc.strerror or 'in use'}): "
+                f"stop what uses it, or choose another, e.g. `{name}={port + 100} {command}`"
+            ) from None
+
+
 async def run_quickstart(settings: Settings) -> None:
     settings = settings.model_copy(update={"allow_private_urls": True})
+    check_ports(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings, fake_fcm = prepare_demo_fcm(settings)
     upgrade(settings.effective_database_url)
@@ -145,9 +180,11 @@ async def run_quickstart(settings: Settings) -> None:
     with hub.sessions() as session, session.begin():
         seed_practice_from_settings(session, settings, hub.sealer)
 
+    sandbox_config = SandboxConfig(practices=(DEMO_PRACTICE,))
+    first_patient = SyntheticPatients(sandbox_config.seed, DEMO_PRACTICE, sandbox_config.patients_per_practice)
     sandbox_server = uvicorn.Server(
         uvicorn.Config(
-            create_sandbox_app(SandboxConfig(practices=(DEMO_PRACTICE,))),
+            create_sandbox_app(sandbox_config),
             host="127.0.0.1",
             port=settings.sandbox_port,
             log_level="warning",
@@ -192,7 +229,10 @@ async def run_quickstart(settings: Settings) -> None:
                 f"  hub API        {settings.base_url}   (docs: {settings.base_url}/docs)",
                 f"  health         {settings.base_url}/healthz",
                 f"  JWKS           {jwks_url(settings, practice.organization_id)}   (demo organization's keys)",
+                f"  organization   {DEMO_ORG}   (id {practice.organization_id}; practice {DEMO_PRACTICE})",
                 f"  sandbox EHR    {sandbox_url}/fhir/r4/{DEMO_PRACTICE}",
+                f"  EHR patient    {first_patient.id_for(0)}   (the sandbox's first synthetic patient; README:"
+                " First reading in five minutes)",
                 f"  data folder    {settings.data_dir.resolve()}",
                 (
                     f"  fake FCM       {settings.fcm_endpoint}/_fake/messages   (or: vitalbridge notify received)"

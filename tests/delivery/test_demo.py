@@ -39,4 +39,4 @@ def test_demo_delivers_every_reading_exactly_once_through_faults() -> None:
     assert summary["profile"] == "ecw"
     assert summary["ehr_calls"]["create"] >= 60
     assert summary["calls_per_observation"] >= 1.0
-    assert "demo: delivered=60" in done.stderr
+    assert "demo: delivering 60/60 (100%)" in done.stderr

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from vitalbridge.tenancy.models import Practice
 
 billing = typer.Typer(
-    help="RPM billing: enrollment, time log, monthly reports (CPT 99453-99091).", no_args_is_help=True
+    help="RPM billing (CPT 99453-99091) — enrollment episodes, time log and monthly reports.", no_args_is_help=True
 )
 
 OrgOpt = Annotated[str, typer.Option("--org", help="Organization id or name.")]

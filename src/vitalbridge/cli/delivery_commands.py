@@ -9,7 +9,7 @@ import typer
 
 from vitalbridge.cli.common import hub_session, operator
 
-deliveries = typer.Typer(help="Outbox deliveries to the EHR: list, inspect, replay dead letters.", no_args_is_help=True)
+deliveries = typer.Typer(help="Outbox deliveries to the EHR: list, replay dead letters.", no_args_is_help=True)
 
 
 def worker(
@@ -20,7 +20,6 @@ def worker(
     import asyncio
     import signal
 
-    from vitalbridge.runtime import build_hub
     from vitalbridge.settings import load_settings
 
     settings = load_settings()
@@ -50,9 +49,12 @@ def worker(
             ]
         )
         return
+    from vitalbridge.cli.common import open_hub
     from vitalbridge.delivery.worker import Worker
+    from vitalbridge.observability.logging import configure_logging
 
-    hub = build_hub(settings)
+    hub = open_hub(settings)
+    configure_logging(settings)
     delivery_worker = Worker(hub, concurrency=n)
 
     async def main() -> None:

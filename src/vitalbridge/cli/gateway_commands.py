@@ -20,7 +20,7 @@ from vitalbridge.errors import VitalbridgeError
 from vitalbridge.security.urls import check_outbound_url
 from vitalbridge.tenancy import service as tenancy
 
-gateways = typer.Typer(help="Device gateways: accounts, webhook secrets, batch sync.", no_args_is_help=True)
+gateways = typer.Typer(help="Device gateways (accounts, webhook secrets, batch sync).", no_args_is_help=True)
 CLI_ACTOR = Actor.service("cli")
 
 
@@ -115,11 +115,10 @@ def sync(
     until: Annotated[str | None, typer.Option(help="Window end, ISO 8601 with offset (default: now).")] = None,
 ) -> None:
     """Pull readings measured in [since, until) from the gateway's REST API. Safe to repeat."""
+    from vitalbridge.cli.common import open_hub
     from vitalbridge.devices.sync import sync_gateway
-    from vitalbridge.runtime import build_hub
-    from vitalbridge.settings import load_settings
 
-    hub = build_hub(load_settings())
+    hub = open_hub()
     try:
         start = _when(since, "--since") if since else None
         if start is None:

@@ -12,7 +12,7 @@ import typer
 
 from vitalbridge.cli.common import hub_session
 
-hl7 = typer.Typer(help="HL7 v2 over MLLP: ADT patient feed in, ORU^R01 results out.", no_args_is_help=True)
+hl7 = typer.Typer(help="HL7 v2 over MLLP (ADT patient feed in, ORU^R01 results out).", no_args_is_help=True)
 
 TlsFile = Annotated[Path | None, typer.Option(exists=True, dir_okay=False, readable=True)]
 
@@ -28,11 +28,13 @@ def listen(
     ] = None,
 ) -> None:
     """Receive ADT messages over MLLP until Ctrl-C (run `vitalbridge migrate` first)."""
+    from vitalbridge.cli.common import open_hub
     from vitalbridge.errors import VitalbridgeError
-    from vitalbridge.runtime import build_hub
+    from vitalbridge.observability.logging import configure_logging
     from vitalbridge.settings import load_settings
 
     settings = load_settings()
+    configure_logging(settings)
     overrides: dict[str, object] = {}
     if tls_cert is not None or tls_key is not None or tls_client_ca is not None:
         overrides.update(hl7_tls_cert=tls_cert, hl7_tls_key=tls_key, hl7_tls_client_ca=tls_client_ca)
@@ -40,7 +42,7 @@ def listen(
     bind_host = host or settings.hl7_host
     bind_port = port if port is not None else (settings.hl7_port or 2575)
     try:
-        hub = build_hub(settings)
+        hub = open_hub(settings)
     except VitalbridgeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -9,8 +9,10 @@ import typer
 
 from vitalbridge.cli.common import hub_session
 
-alerts = typer.Typer(help="Alert workflow: escalation of unacknowledged critical alerts.", no_args_is_help=True)
-notify = typer.Typer(help="Push notifications: send, status, the demo FCM endpoint.", no_args_is_help=True)
+alerts = typer.Typer(help="Alert workflow: escalate unacknowledged critical alerts.", no_args_is_help=True)
+notify = typer.Typer(
+    help="Push notifications: run, run-once, status, received (the demo FCM endpoint).", no_args_is_help=True
+)
 
 NowOption = Annotated[str | None, typer.Option(help="Pretend it is this time (ISO 8601 with offset).")]
 
@@ -48,13 +50,12 @@ def escalate(
 @notify.command("run-once")
 def run_once(now: NowOption = None) -> None:
     """One pass: escalate, turn new alert events into pushes, send what is due."""
+    from vitalbridge.cli.common import open_hub
     from vitalbridge.errors import VitalbridgeError
     from vitalbridge.notify.background import close_sender
     from vitalbridge.notify.background import run_once as one_pass
-    from vitalbridge.runtime import build_hub
-    from vitalbridge.settings import load_settings
 
-    hub = build_hub(load_settings())
+    hub = open_hub()
     try:
         summary = one_pass(hub, now=_when(now))
     except VitalbridgeError as exc:
@@ -80,11 +81,10 @@ def run() -> None:
     """Run the push loop in the foreground (for deployments with VB_INPROCESS_WORKER=false)."""
     import asyncio
 
+    from vitalbridge.cli.common import open_hub
     from vitalbridge.notify.background import close_sender, run_loop
-    from vitalbridge.runtime import build_hub
-    from vitalbridge.settings import load_settings
 
-    hub = build_hub(load_settings())
+    hub = open_hub()
     try:
         asyncio.run(run_loop(hub))
     except KeyboardInterrupt:

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from vitalbridge.patients.bulk.sync import Progress
     from vitalbridge.runtime import Hub
 
-patients = typer.Typer(help="Patients from the EHR: import, Bulk $export sync, re-link.", no_args_is_help=True)
+patients = typer.Typer(
+    help="Patients from the EHR: import, sync (Bulk $export), sync-status, relink.", no_args_is_help=True
+)
 
 OrgOpt = Annotated[str, typer.Option("--org", help="Organization id or name.")]
 PracticeOpt = Annotated[
@@ -27,12 +29,11 @@ PracticeOpt = Annotated[
 
 
 def _hub() -> Hub:
+    from vitalbridge.cli.common import open_hub
     from vitalbridge.errors import VitalbridgeError
-    from vitalbridge.runtime import build_hub
-    from vitalbridge.settings import load_settings
 
     try:
-        return build_hub(load_settings())
+        return open_hub()
     except VitalbridgeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

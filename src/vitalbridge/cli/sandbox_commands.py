@@ -44,6 +44,9 @@ def sandbox(
         rate_limit_per_minute=rate_limit,
         profile=Profile(profile),
     )
+    from vitalbridge.quickstart import require_free_port
+
+    require_free_port("VB_SANDBOX_PORT", host, port, "vitalbridge sandbox")
     typer.echo(f"sandbox EHR on http://{host}:{port}  practices: {', '.join(codes)}  profile: {profile}")
     uvicorn.run(create_sandbox_app(config), host=host, port=port, log_level="warning")
 

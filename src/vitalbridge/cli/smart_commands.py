@@ -19,7 +19,7 @@ from vitalbridge.smart import keys as keyring
 from vitalbridge.smart.models import SigningKey
 
 keys = typer.Typer(
-    help="RS384 signing keys: an organization's key set (--org), published at /.well-known/jwks/{org id}.json, "
+    help="RS384 signing keys — an organization's key set (--org), published at /.well-known/jwks/{org id}.json, "
     "or the hub-wide set of a single-tenant hub (no --org), at /.well-known/jwks.json.",
     no_args_is_help=True,
 )
@@ -146,16 +146,15 @@ def _practice(org: str, practice: str) -> Any:
 
 
 def _run_check(org: str, practice: str, which: str, population_sync: bool | None = None) -> None:
+    from vitalbridge.cli.common import open_hub
     from vitalbridge.ehr.client import ehr_client
     from vitalbridge.errors import VitalbridgeError
-    from vitalbridge.runtime import build_hub
-    from vitalbridge.settings import load_settings
     from vitalbridge.smart.connection_check import check_connection
     from vitalbridge.smart.services import smart_for
     from vitalbridge.smart.status import check_jwt, population_sync_in_use, refresh_standalone
 
     conn = _practice(org, practice)
-    hub = build_hub(load_settings())
+    hub = open_hub()
     try:
         if which == "jwt":
             result = check_jwt(smart_for(hub), conn)
@@ -244,8 +243,7 @@ def tokens_clear(
 
     The next EHR call fetches a fresh token. Standalone (user) grants keep their refresh token.
     """
-    from vitalbridge.runtime import build_hub
-    from vitalbridge.settings import load_settings
+    from vitalbridge.cli.common import open_hub
     from vitalbridge.smart.services import smart_for
     from vitalbridge.tenancy import service
 
@@ -260,7 +258,7 @@ def tokens_clear(
         with hub_session() as (_hub, session):
             organization = service.get_organization(session, org)
             ids = [p.id for p in service.list_practices(session, organization.id)]
-    hub = build_hub(load_settings())
+    hub = open_hub()
     try:
         count = smart_for(hub).cache.clear(ids)
     finally:

@@ -27,7 +27,7 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else "-"
 
 
-practices = typer.Typer(help="Practices: one EHR tenant each.", no_args_is_help=True)
+practices = typer.Typer(help="Practices, one EHR tenant each.", no_args_is_help=True)
 
 
 @orgs.command("create")

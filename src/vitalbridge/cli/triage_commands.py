@@ -9,7 +9,7 @@ import typer
 
 from vitalbridge.cli.common import hub_session
 
-triage = typer.Typer(help="Triage: missed-reading checks and the background loop.", no_args_is_help=True)
+triage = typer.Typer(help="Triage: check-missed readings, sweep once, run the background loop.", no_args_is_help=True)
 
 
 @triage.command("check-missed")
@@ -36,12 +36,11 @@ def check_missed(
 @triage.command("sweep")
 def sweep() -> None:
     """Triage readings still waiting (e.g. with VB_TRIAGE_INLINE=false), until none is left."""
-    from vitalbridge.runtime import build_hub
-    from vitalbridge.settings import load_settings
+    from vitalbridge.cli.common import open_hub
     from vitalbridge.triage.background import sweep_once
 
     total = 0
-    hub = build_hub(load_settings())
+    hub = open_hub()
     try:
         while (n := sweep_once(hub)) > 0:
             total += n
@@ -55,11 +54,10 @@ def run() -> None:
     """Run the triage loop in the foreground (for deployments with VB_INPROCESS_WORKER=false)."""
     import asyncio
 
-    from vitalbridge.runtime import build_hub
-    from vitalbridge.settings import load_settings
+    from vitalbridge.cli.common import open_hub
     from vitalbridge.triage.background import run_loop
 
-    hub = build_hub(load_settings())
+    hub = open_hub()
     try:
         asyncio.run(run_loop(hub))
     except KeyboardInterrupt:

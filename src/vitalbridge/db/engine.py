@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -26,7 +28,21 @@ def _guard_on() -> int:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    url = normalise_url(url)
+    try:
+        return _make_engine(normalise_url(url), **kwargs)
+    except ArgumentError:
+        from vitalbridge.db.status import DatabaseUrlInvalid
+
+        # The URL may carry a password: name only its scheme.
+        match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", url)
+        scheme = match.group(1) if match else "(none)"
+        raise DatabaseUrlInvalid(
+            f"VB_DATABASE_URL scheme {scheme!r} is not supported: use postgresql://user@host/db "
+            "or sqlite:///path, or leave it empty for SQLite under VB_DATA_DIR"
+        ) from None
+
+
+def _make_engine(url: str, **kwargs: Any) -> Engine:
     # SQL parameters are PHI: keep them out of logs and exception messages (SPEC §9).
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):

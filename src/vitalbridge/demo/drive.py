@@ -71,14 +71,58 @@ def reading(env: DemoEnv, run: str, i: int) -> dict[str, Any]:
     return make_record(f"demo-{run}-{i}", env.serials[kind], kind, datetime.now(UTC), data)
 
 
-def send_readings(env: DemoEnv, n: int) -> int:
+def send_readings(env: DemoEnv, n: int, sent: Callable[[int], None] | None = None) -> int:
     run = uuid.uuid4().hex[:8]
     with httpx.Client(timeout=30) as client:
         for i in range(n):
             resp = post_webhook(client, env.hub_url, env.gateway_id, env.gateway_secret, reading(env, run, i))
             if resp.status_code not in (200, 202):
                 raise RuntimeError(f"the webhook answered {resp.status_code} for reading {i}")
+            if sent is not None:
+                sent(i + 1)
     return n
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Outbox rows by status, and how often deliveries were tried again and the EHR failed them."""
+
+    counts: dict[str, int]
+    retries: int
+    faults: int
+
+    @property
+    def settled(self) -> int:
+        return sum(self.counts.get(s.value, 0) for s in SETTLED)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def faults_seen(env: DemoEnv) -> int:
+    """Failures the sandbox handed out (injected faults and 429s); 0 if it cannot say."""
+    if env.sandbox_http is None:
+        return 0
+    try:
+        resp = env.sandbox_http.get("/_sandbox/stats")
+        resp.raise_for_status()
+        stats = resp.json()
+    except (httpx.HTTPError, ValueError):
+        return 0
+    injected = stats.get("faults_injected") or {}
+    limited = stats.get("rate_limited_by_practice") or {}
+    return int(sum(injected.values())) + int(limited.get(env.practice_code, 0))
+
+
+def tally(env: DemoEnv) -> Tally:
+    with env.hub.sessions() as session:
+        retries = session.scalar(
+            select(func.coalesce(func.sum(OutboxEntry.attempts - 1), 0)).where(
+                OutboxEntry.organization_id == env.org_id, OutboxEntry.attempts > 1
+            )
+        )
+    return Tally(statuses(env), int(retries or 0), faults_seen(env))
 
 
 def statuses(env: DemoEnv) -> dict[str, int]:
@@ -91,14 +135,13 @@ def statuses(env: DemoEnv) -> dict[str, int]:
     return {status.value: int(n) for status, n in rows}
 
 
-def wait_settled(env: DemoEnv, timeout_s: float, progress: Callable[[dict[str, int]], None]) -> dict[str, int]:
+def wait_settled(env: DemoEnv, timeout_s: float, progress: Callable[[Tally], None]) -> dict[str, int]:
     deadline = time.monotonic() + timeout_s
     while True:
-        counts = statuses(env)
-        progress(counts)
-        settled = sum(counts.get(s.value, 0) for s in SETTLED)
-        if settled == sum(counts.values()) or time.monotonic() > deadline:
-            return counts
+        now = tally(env)
+        progress(now)
+        if now.settled == now.total or time.monotonic() > deadline:
+            return now.counts
         time.sleep(1.0)
 
 

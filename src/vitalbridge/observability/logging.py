@@ -65,14 +65,16 @@ def build_formatter() -> structlog.stdlib.ProcessorFormatter:
     )
 
 
-def _level(settings: Settings) -> int:
-    level = logging.getLevelName(settings.ecw_log_level.strip().upper())
+def _level(name: str) -> int:
+    level = logging.getLevelName(name.strip().upper())
     return level if isinstance(level, int) else logging.INFO
 
 
-def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> None:
-    """Install (or re-install) vitalbridge's handlers on the root logger; idempotent."""
-    level = _level(settings)
+def configure_logging(settings: Settings, *, stream: TextIO | None = None, level: str | None = None) -> None:
+    """Install (or re-install) vitalbridge's handlers on the root logger; idempotent.
+
+    ``level`` defaults to ``ECW_LOG_LEVEL``; one-shot CLI commands pass ``VB_CLI_LOG_LEVEL``."""
+    level_no = _level(level or settings.ecw_log_level)
     formatter = build_formatter()
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -94,9 +96,9 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
         setattr(handler, _HANDLER_MARK, True)
         handler.setFormatter(formatter)
         root.addHandler(handler)
-    root.setLevel(level)
+    root.setLevel(level_no)
     for name, floor in _QUIET_AT_DEBUG.items():
-        logging.getLogger(name).setLevel(max(floor, level))
+        logging.getLogger(name).setLevel(max(floor, level_no))
     # uvicorn installs its own handlers unless told not to; make its loggers use ours.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         lg = logging.getLogger(name)
@@ -128,4 +130,4 @@ def get_logger(name: str) -> Any:
 
 
 def debug_http_enabled(settings: Settings) -> bool:
-    return _level(settings) <= logging.DEBUG
+    return _level(settings.ecw_log_level) <= logging.DEBUG

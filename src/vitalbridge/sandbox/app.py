@@ -26,6 +26,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from vitalbridge.api.docs import install_docs
 from vitalbridge.sandbox import control, persistence
 from vitalbridge.sandbox.config import SandboxConfig
 from vitalbridge.sandbox.errors import FhirError, OAuthError
@@ -58,10 +59,17 @@ def create_sandbox_app(config: SandboxConfig) -> FastAPI:
     app = FastAPI(
         title="vitalbridge sandbox EHR",
         description="An eClinicalWorks-like FHIR R4 server for demos and tests. See docs/sandbox.md.",
-        docs_url="/_sandbox/docs",
+        docs_url=None,
         redoc_url=None,
         openapi_url="/_sandbox/openapi.json",
         lifespan=lifespan,
+    )
+    install_docs(
+        app,
+        docs_url="/_sandbox/docs",
+        redoc_url="/_sandbox/redoc",
+        openapi_url="/_sandbox/openapi.json",
+        assets_url="/_sandbox/docs/assets",
     )
     app.state.sandbox = state
     app.add_exception_handler(OAuthError, oauth_error_handler)
