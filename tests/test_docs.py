@@ -170,3 +170,22 @@ def test_cli_help_lists_the_command_groups() -> None:
     ).stdout
     for command in ("serve", "migrate", "sandbox", "orgs", "tokens", "practices", "keys", "audit", "worker"):
         assert command in out, command
+
+
+def test_every_test_named_in_the_threat_table_exists() -> None:
+    """docs/security.md's threat table names the test that performs each attack; a renamed or
+    deleted test must not leave a row pointing at nothing."""
+    text = (ROOT / "docs" / "security.md").read_text()
+    table = text.split("## Threats and controls", 1)[1]
+    missing: list[str] = []
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "::" in line]
+    assert len(rows) >= 11, "one row per attack of the security review at least"
+    for row in rows:
+        last_file: str | None = None
+        for path, name in re.findall(r"`(tests/[\w/]+\.py)?::(test_\w+)`", row):
+            last_file = path or last_file
+            assert last_file is not None, row
+            source = (ROOT / last_file).read_text() if (ROOT / last_file).exists() else ""
+            if f"def {name}(" not in source:
+                missing.append(f"{last_file}::{name}")
+    assert not missing, missing
