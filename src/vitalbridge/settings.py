@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     inbound_rate_limits: dict[str, int] = Field(
         default_factory=lambda: {"/api/v1/webhooks/": 1200, "/api/v1/ecw/auth/": 60}
     )
+    # Webhook requests per minute per authenticated gateway (a vendor pushing many clinics' readings
+    # from a few addresses). Webhooks that fail authentication count against their address instead.
+    gateway_rate_limit_per_minute: int = Field(default=6000, ge=1)
     # Refused API tokens per minute per client IP before that address is throttled (token guessing).
     auth_failures_per_minute: int = Field(default=30, ge=1)
     # Reverse proxies (IP addresses or CIDR networks, comma-separated) whose X-Forwarded-For and
