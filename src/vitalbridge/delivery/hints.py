@@ -93,6 +93,10 @@ def _after_update(_mapper: Any, conn: Connection, target: OutboxEntry) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        # SQLAlchemy fires after_commit when a SAVEPOINT is released too; the rows are not
+        # committed until the outer transaction is, and other connections cannot see them yet.
+        return
     session.info.pop(_NOTIFIED, None)
     ids = session.info.pop(_KEY, None)
     if ids and _listeners:
@@ -101,6 +105,10 @@ def _after_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
+    if session.in_nested_transaction():
+        # Only a SAVEPOINT was rolled back: rows noted before it are still to be committed. Rows
+        # noted inside it may get a needless hint, which is harmless (claims are atomic).
+        return
     session.info.pop(_NOTIFIED, None)
     session.info.pop(_KEY, None)
 
