@@ -5,6 +5,7 @@ LISTENs. Without that notification the worker would sleep for the whole poll int
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -119,3 +120,51 @@ def test_notify_reaches_listeners_only_after_commit(hub: Hub) -> None:
             session.flush()
             row.status = OutboxStatus.pending
         assert wait_for(lambda: received() > 0, 10)
+
+
+def _admin(dsn: str, sql: str, *params: object) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql, params or None)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_listener_reconnects_after_its_connection_dies(hub: Hub) -> None:
+    """A dropped LISTEN connection comes back, with a wake-up for what it may have missed."""
+    import asyncio
+
+    from vitalbridge.delivery.pg_wakeups import listen
+
+    dsn = listen_dsn(hub.settings.effective_database_url)
+    assert dsn is not None
+
+    async def scenario() -> int:
+        woken = asyncio.Event()
+        count = 0
+
+        def wake() -> None:
+            nonlocal count
+            count += 1
+            woken.set()
+
+        async def next_wake() -> None:
+            await asyncio.wait_for(woken.wait(), 30)
+            woken.clear()
+
+        task = asyncio.create_task(listen(dsn, wake))
+        try:
+            await next_wake()  # connected and listening
+            terminate = (
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query = %s"
+            )
+            await asyncio.to_thread(_admin, dsn, terminate, f"LISTEN {CHANNEL}")
+            await next_wake()  # listening again
+            await asyncio.to_thread(_admin, dsn, "SELECT pg_notify(%s, '')", CHANNEL)
+            await next_wake()  # and notifications reach the new connection
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return count
+
+    assert asyncio.run(scenario()) == 3
