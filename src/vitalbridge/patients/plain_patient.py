@@ -63,7 +63,7 @@ def _one_of(value: object, allowed: set[str]) -> str:
 
 
 def _items(value: object) -> list[dict[str, Any]]:
-    if type(value) is not list or not value or any(type(v) is not dict or not v for v in value):
+    if type(value) is not list or not value or any(not isinstance(v, dict) or not v for v in value):
         raise _Decline
     return value
 
@@ -92,7 +92,7 @@ _PATIENT = frozenset(
 
 
 def _check_concept(concept: object) -> None:
-    if type(concept) is not dict or not concept:
+    if not isinstance(concept, dict) or not concept:
         raise _Decline
     _keys(concept, _CONCEPT)
     for coding in _items(concept["coding"]) if "coding" in concept else ():
@@ -114,7 +114,7 @@ def _check(resource: dict[str, Any]) -> None:
     _match(resource.get("id"), _ID)
     if "meta" in resource:
         meta = resource["meta"]
-        if type(meta) is not dict or not meta:
+        if not isinstance(meta, dict) or not meta:
             raise _Decline
         _keys(meta, _META)
         if "versionId" in meta:
@@ -172,33 +172,26 @@ def _check(resource: dict[str, Any]) -> None:
                 _text(address[key])
 
 
-class _View:
-    """Read-only attribute access over parsed JSON, as the mapping reads a model: absent is None."""
+class _View(dict[str, Any]):
+    """Parsed JSON read as the mapping reads a model: ``view.family``; an absent element is None.
 
-    __slots__ = ("_data",)
+    Made by ``json.loads`` itself (``object_hook``), so the whole tree costs one pass. The element
+    names the mapping reads never collide with ``dict``'s own methods.
+    """
 
-    def __init__(self, data: dict[str, Any]) -> None:
-        self._data = data
-
-    def __getattr__(self, name: str) -> Any:
-        value = self._data.get(name)
-        if type(value) is dict:
-            return _View(value)
-        if type(value) is list:
-            return [_View(v) if type(v) is dict else v for v in value]
-        return value
+    __getattr__ = dict.get
 
 
 def read_plain(raw: bytes | str) -> Any | None:
     """The Patient as an attribute view when it is in the plain subset, else None (not an error)."""
     try:
-        resource = json.loads(raw)
+        resource = json.loads(raw, object_hook=_View)
     except ValueError:
         return None  # the full validation names the problem
-    if type(resource) is not dict:
+    if not isinstance(resource, dict):
         return None
     try:
         _check(resource)
     except (_Decline, ValueError):
         return None
-    return _View(resource)
+    return resource
