@@ -233,6 +233,7 @@ def upsert_batch(
             if fresh is not None:  # the same new patient twice in one batch: the later line wins
                 fresh.update(_new_values(ehr, now, fresh["identifiers"]))
                 touched.append(fresh["id"])
+                result.updated += 1
                 continue
             candidates = unlinked.pop(ehr.mrn or "", []) if ehr.mrn else []
             if len(candidates) == 1:
