@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -54,8 +54,12 @@ from vitalbridge.tenancy.models import Practice
 log = structlog.get_logger("vitalbridge.hl7v2")
 _stdlib_log = logging.getLogger("vitalbridge.hl7v2")
 
+# Statements run for every message, built once (building one cost about as much as running it).
+_ROUTE = (
+    select(Practice.id, Practice.organization_id).where(Practice.hl7_sending_facility == bindparam("facility")).limit(2)
+)
 # The columns of an earlier message a resend is compared with and answered from.
-_EARLIER = (
+_EARLIER = select(
     Hl7Message.id,
     Hl7Message.body_digest,
     Hl7Message.patient_id,
@@ -63,7 +67,7 @@ _EARLIER = (
     Hl7Message.error_code,
     Hl7Message.error,
     Hl7Message.error_location,
-)
+).where(Hl7Message.dedup_key == bindparam("dedup_key"))
 
 _STATUS = {
     AckCode.AA: Hl7MessageStatus.accepted,
@@ -118,9 +122,7 @@ def resolve_practice(session: Session, header: Header) -> Route:
     loc = ErrorLocation("MSH", 1, 4)
     if not facility:
         raise reject("MSH-4 sending facility is required", ErrorCode.required_field_missing, loc)
-    matches = session.execute(
-        select(Practice.id, Practice.organization_id).where(Practice.hl7_sending_facility == facility).limit(2)
-    ).all()
+    matches = session.execute(_ROUTE, {"facility": facility}).all()
     if not matches:
         raise reject(
             f"sending facility {facility[:60]!r} is not mapped to a practice", ErrorCode.table_value_not_found, loc
@@ -268,7 +270,7 @@ class InboundProcessor:
             return _Decision(outcome, _STATUS[outcome.code], practice)
 
         dedup_key = f"{practice.id}|{header.application_namespace[:200]}|{header.control_id}"
-        earlier = session.execute(select(*_EARLIER).where(Hl7Message.dedup_key == dedup_key)).first()
+        earlier = session.execute(_EARLIER, {"dedup_key": dedup_key}).first()
         if earlier is not None:
             if earlier.body_digest != body_digest(raw):
                 refusal = reject(

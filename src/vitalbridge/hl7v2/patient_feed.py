@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from vitalbridge.db.base import new_id
@@ -32,12 +32,17 @@ class PracticeRef(Protocol):
     def organization_id(self) -> str: ...
 
 
+# Built once: the look-up runs for every ADT message, and building the statement each time cost
+# about as much as running it.
+_BY_MRN = (
+    select(Patient)
+    .where(Patient.practice_id == bindparam("practice_id"), Patient.mrn == bindparam("mrn"))
+    .order_by(Patient.created_at)
+)
+
+
 def _by_mrn(session: Session, practice_id: str, mrn: str) -> list[Patient]:
-    return list(
-        session.scalars(
-            select(Patient).where(Patient.practice_id == practice_id, Patient.mrn == mrn).order_by(Patient.created_at)
-        )
-    )
+    return list(session.scalars(_BY_MRN, {"practice_id": practice_id, "mrn": mrn}))
 
 
 def _key(entry: dict[str, Any]) -> tuple[str, str, str]:
