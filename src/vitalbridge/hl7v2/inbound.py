@@ -293,9 +293,11 @@ class InboundProcessor:
                 # No savepoint needed: every refusal (an unreadable PID, an ambiguous or merged-away
                 # MRN) is raised before anything is written, and a database failure fails the whole
                 # transaction anyway. Two statements per message saved.
-                patient, _created = upsert_patient(session, practice, read_patient(message))
-                # Written before the message row that names it (no ORM relationship orders them).
-                session.flush()
+                patient, created = upsert_patient(session, practice, read_patient(message))
+                if created:
+                    # A new patient is inserted before the message row that names it (no ORM
+                    # relationship orders the two); an update needs no flush of its own.
+                    session.flush()
                 patient_id = patient.id
             else:
                 # A savepoint: a merge that fails half-way leaves no partial patient changes,
