@@ -20,14 +20,11 @@ Options: ``--patients N`` (default 100000), ``--baseline N`` (10000), ``--batch-
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,11 +33,8 @@ from sqlalchemy import func, select
 
 from vitalbridge.app import create_app
 from vitalbridge.db.migrate import upgrade
-from vitalbridge.patients.bulk.ndjson import lines_with_offsets
 from vitalbridge.patients.models import Patient
 from vitalbridge.runtime import Hub, build_hub
-from vitalbridge.sandbox.config import SandboxConfig
-from vitalbridge.sandbox.synthetic import SyntheticPatients
 from vitalbridge.servers import ServerThread
 from vitalbridge.settings import Settings
 from vitalbridge.smart import keys
@@ -187,71 +181,6 @@ def measure(patients: int, batch_size: int, database_url: str | None, workdir: P
     return Run(patients, seconds, rss, imported)
 
 
-def bare_import(ndjson: Path, database: Path, batch_size: int) -> None:
-    """Child-process entry for the floor: read the NDJSON file in chunks, ``json.loads`` each line
-    and INSERT its demographics into a bare table, one transaction per batch. No validation, no
-    look-ups, no audit: what any importer of these lines costs at least on this machine."""
-    conn = sqlite3.connect(database, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute(
-        "CREATE TABLE bare_patients (id TEXT PRIMARY KEY, ehr_id TEXT UNIQUE, mrn TEXT, family_name TEXT, "
-        "given_name TEXT, birth_date TEXT, gender TEXT, phone TEXT, address TEXT, identifiers TEXT)"
-    )
-    rows: list[tuple[str, ...]] = []
-
-    def flush() -> None:
-        conn.execute("BEGIN")
-        conn.executemany("INSERT INTO bare_patients VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        conn.execute("COMMIT")
-        rows.clear()
-
-    with ndjson.open("rb") as f:
-        for raw, _end in lines_with_offsets(iter(lambda: f.read(64 * 1024), b"")):
-            r = json.loads(raw)
-            name = r["name"][0]
-            rows.append(
-                (
-                    str(uuid.uuid4()),
-                    r["id"],
-                    r["identifier"][0]["value"],
-                    name.get("family", ""),
-                    " ".join(name.get("given", [])),
-                    r.get("birthDate", ""),
-                    r.get("gender", ""),
-                    r["telecom"][0]["value"] if r.get("telecom") else "",
-                    json.dumps(r.get("address", [{}])[0]),
-                    json.dumps(r["identifier"]),
-                )
-            )
-            if len(rows) >= batch_size:
-                flush()
-    if rows:
-        flush()
-    conn.close()
-
-
-def measure_bare(patients: int, batch_size: int, workdir: Path) -> Run:
-    """The same patients' NDJSON (the sandbox's generator) through ``bare_import`` in a child."""
-    ndjson = workdir / f"bare-{patients}.ndjson"
-    synthetic = SyntheticPatients(SandboxConfig().seed, PRACTICE, patients)
-    with ndjson.open("wb") as f:
-        for i in range(patients):
-            f.write(json.dumps(synthetic.resource(i)).encode() + b"\n")
-    database = workdir / f"bare-{patients}.db"
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.bulk_sync", "--bare-import", str(ndjson), str(database), str(batch_size)]
-    )
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit("the bare import failed")
-    with sqlite3.connect(database) as conn:
-        imported = int(conn.execute("SELECT count(*) FROM bare_patients").fetchone()[0])
-    return Run(patients, seconds, usage.ru_maxrss / 1024, imported)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--patients", type=int, default=100_000)
@@ -260,13 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--limit-mb", type=float, default=250.0)
     parser.add_argument("--serve-sandbox", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--bare-import", nargs=3, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_sandbox is not None:
         serve_sandbox(args.serve_sandbox)
-        return
-    if args.bare_import is not None:
-        bare_import(Path(args.bare_import[0]), Path(args.bare_import[1]), int(args.bare_import[2]))
         return
     with tempfile.TemporaryDirectory(prefix="vb-bulk-bench-") as tmp:
         runs: list[Run] = []
@@ -278,12 +203,6 @@ def main(argv: list[str] | None = None) -> None:
                 f"peak RSS {run.peak_rss_mb:6.1f} MB, imported {run.imported:,}",
                 flush=True,
             )
-        bare = measure_bare(args.patients, args.batch_size, Path(tmp))
-    print(
-        f"{args.patients:>8,} bare:     {bare.seconds:7.1f} s, {bare.rate:7,.0f} patients/s, "
-        f"peak RSS {bare.peak_rss_mb:6.1f} MB (json.loads + INSERT of the same lines, same machine, same run)",
-        flush=True,
-    )
     base, full = runs
     per_patient = (full.seconds / full.patients) / (base.seconds / base.patients)
     print(
@@ -291,31 +210,11 @@ def main(argv: list[str] | None = None) -> None:
         f"peak RSS x{full.peak_rss_mb / base.peak_rss_mb:.2f}, time x{full.seconds / base.seconds:.1f}, "
         f"time per patient x{per_patient:.2f}"
     )
-    print(
-        f"ratio hub/bare: patients/s x{full.rate / bare.rate:.3f}, peak RSS x{full.peak_rss_mb / bare.peak_rss_mb:.2f}"
-    )
     once = all(r.imported == r.patients for r in runs)
     ok = full.peak_rss_mb < args.limit_mb and once
     print(
         f"{'PASS' if ok else 'FAIL'}: peak RSS {full.peak_rss_mb:.1f} MB (limit {args.limit_mb:.0f} MB), "
         f"every patient imported once: {once}"
-    )
-    print(
-        json.dumps(
-            {
-                "bench": "bulk_sync",
-                "backend": (args.database_url or "sqlite").split(":", 1)[0].split("+", 1)[0],
-                "patients": full.patients,
-                "patients_s": round(full.rate, 1),
-                "peak_rss_mb": round(full.peak_rss_mb, 1),
-                "baseline_patients": base.patients,
-                "baseline_patients_s": round(base.rate, 1),
-                "bare_patients_s": round(bare.rate, 1),
-                "bare_peak_rss_mb": round(bare.peak_rss_mb, 1),
-                "ratio_vs_bare": round(full.rate / bare.rate, 4),
-                "pass": ok,
-            }
-        )
     )
     if not ok:
         raise SystemExit(1)

@@ -20,8 +20,6 @@ from vitalbridge.audit.chain import GENESIS_HASH, entry_hash, fields_of
 from vitalbridge.audit.models import AuditEntry
 from vitalbridge.db.base import utcnow
 
-# The chain's last entry; built once, as every audited action runs it.
-_TAIL = select(AuditEntry.seq, AuditEntry.entry_hash).order_by(AuditEntry.seq.desc()).limit(1)
 # Arbitrary constant naming the audit chain's advisory lock.
 _CHAIN_LOCK_KEY = 0x7661_7564  # "vaud"
 
@@ -74,7 +72,9 @@ def record(
     """Append one entry to the chain. ``detail`` holds codes and ids only, never PHI values."""
     lock_chain(session)
     session.flush()  # earlier entries of this transaction must be visible to the tail query
-    tail = session.execute(_TAIL).first()
+    tail = session.execute(
+        select(AuditEntry.seq, AuditEntry.entry_hash).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
     prev_seq, prev_hash = (tail[0], tail[1]) if tail else (0, GENESIS_HASH)
     row = AuditEntry(
         seq=prev_seq + 1,

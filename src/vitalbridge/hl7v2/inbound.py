@@ -17,17 +17,16 @@ that was refused is processed afresh, so fixing the cause and resending works.
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vitalbridge import audit
-from vitalbridge.db.base import new_id, utcnow
+from vitalbridge.db.base import utcnow
 from vitalbridge.errors import ConfigurationError, VitalbridgeError
 from vitalbridge.hl7v2 import metrics
 from vitalbridge.hl7v2.ack import AckOutcome, Identity, build_ack
@@ -52,22 +51,6 @@ from vitalbridge.settings import Settings
 from vitalbridge.tenancy.models import Practice
 
 log = structlog.get_logger("vitalbridge.hl7v2")
-_stdlib_log = logging.getLogger("vitalbridge.hl7v2")
-
-# Statements run for every message, built once (building one cost about as much as running it).
-_ROUTE = (
-    select(Practice.id, Practice.organization_id).where(Practice.hl7_sending_facility == bindparam("facility")).limit(2)
-)
-# The columns of an earlier message a resend is compared with and answered from.
-_EARLIER = select(
-    Hl7Message.id,
-    Hl7Message.body_digest,
-    Hl7Message.patient_id,
-    Hl7Message.ack_code,
-    Hl7Message.error_code,
-    Hl7Message.error,
-    Hl7Message.error_location,
-).where(Hl7Message.dedup_key == bindparam("dedup_key"))
 
 _STATUS = {
     AckCode.AA: Hl7MessageStatus.accepted,
@@ -104,25 +87,13 @@ def body_digest(raw: bytes) -> str:
     return hashlib.sha256(body.strip(b"\r")).hexdigest()
 
 
-@dataclass(frozen=True)
-class Route:
-    """The practice a message is filed under: its id and organization, all the feed needs.
-
-    Read as two columns rather than a ``Practice`` entity: the lookup runs once per message, and
-    loading the whole practice row (credentials, URLs, settings) was a large share of its cost.
-    """
-
-    id: str
-    organization_id: str
-
-
-def resolve_practice(session: Session, header: Header) -> Route:
+def resolve_practice(session: Session, header: Header) -> Practice:
     """MSH-4's namespace id → the one practice whose ``hl7_sending_facility`` it is."""
     facility = header.facility_namespace
     loc = ErrorLocation("MSH", 1, 4)
     if not facility:
         raise reject("MSH-4 sending facility is required", ErrorCode.required_field_missing, loc)
-    matches = session.execute(_ROUTE, {"facility": facility}).all()
+    matches = list(session.scalars(select(Practice).where(Practice.hl7_sending_facility == facility).limit(2)))
     if not matches:
         raise reject(
             f"sending facility {facility[:60]!r} is not mapped to a practice", ErrorCode.table_value_not_found, loc
@@ -133,14 +104,14 @@ def resolve_practice(session: Session, header: Header) -> Route:
             ErrorCode.table_value_not_found,
             loc,
         )
-    return Route(matches[0][0], matches[0][1])
+    return matches[0]
 
 
 @dataclass
 class _Decision:
     outcome: AckOutcome
     status: Hl7MessageStatus
-    practice: Route | None = None
+    practice: Practice | None = None
     patient_id: str | None = None
     dedup_key: str | None = None
     duplicate_of_id: str | None = None
@@ -232,22 +203,10 @@ class InboundProcessor:
             ack = build_ack(header, decision.outcome, identity=self.config.identity, charset=charset)
             row = self._row(raw, peer, received_at, header, charset, decision, ack.control_id)
             session.add(row)
-            # ``audit.record`` flushes the patient, the row and then its entry: no flush of our own.
+            session.flush()
             self._audit(session, row, header, decision)
         metrics.count_message("in", header.type_label if header else "", decision.outcome.code.value)
-        # Accepted messages are logged at DEBUG: each one is already in the message log and the
-        # audit trail, and formatting a line per message was a large share of a busy feed's cost.
-        # Anything the hub refused or failed stays at INFO.
-        # (The level is checked here: structlog would run its processors before stdlib filters.)
-        accepted = decision.outcome.code is AckCode.AA
-        if not accepted or _stdlib_log.isEnabledFor(logging.DEBUG):
-            self._log_received(peer, header, decision, logging.DEBUG if accepted else logging.INFO)
-        return ack.payload
-
-    @staticmethod
-    def _log_received(peer: str, header: Header | None, decision: _Decision, level: int) -> None:
-        log.log(
-            level,
+        log.info(
             "hl7.received",
             peer=peer,
             message_type=header.type_label[:32] if header else "",
@@ -256,6 +215,7 @@ class InboundProcessor:
             status=decision.status.value,
             error_code=decision.outcome.error.value if decision.outcome.error else None,
         )
+        return ack.payload
 
     def _decide(self, session: Session, header: Header, message: object, raw: bytes) -> _Decision:
         try:
@@ -270,7 +230,7 @@ class InboundProcessor:
             return _Decision(outcome, _STATUS[outcome.code], practice)
 
         dedup_key = f"{practice.id}|{header.application_namespace[:200]}|{header.control_id}"
-        earlier = session.execute(_EARLIER, {"dedup_key": dedup_key}).first()
+        earlier = session.scalar(select(Hl7Message).where(Hl7Message.dedup_key == dedup_key))
         if earlier is not None:
             if earlier.body_digest != body_digest(raw):
                 refusal = reject(
@@ -280,7 +240,7 @@ class InboundProcessor:
                 )
                 return _Decision(AckOutcome.from_error(refusal), Hl7MessageStatus.rejected, practice)
             return _Decision(
-                _replayed_outcome(earlier.ack_code, earlier.error_code, earlier.error, earlier.error_location),
+                _replayed_outcome(earlier),
                 Hl7MessageStatus.duplicate,
                 practice,
                 patient_id=earlier.patient_id,
@@ -289,20 +249,13 @@ class InboundProcessor:
 
         patient_id: str | None = None
         try:
-            if is_upsert(event):
-                # No savepoint needed: every refusal (an unreadable PID, an ambiguous or merged-away
-                # MRN) is raised before anything is written, and a database failure fails the whole
-                # transaction anyway. Two statements per message saved.
-                patient, created = upsert_patient(session, practice, read_patient(message))
-                if created:
-                    # A new patient is inserted before the message row that names it (no ORM
-                    # relationship orders the two); an update needs no flush of its own.
-                    session.flush()
-                patient_id = patient.id
-            else:
-                # A savepoint: a merge that fails half-way leaves no partial patient changes,
-                # while its own row and audit entry still commit below.
-                with session.begin_nested():
+            # A savepoint: a message that fails half-way leaves no partial patient changes,
+            # while its own row and audit entry still commit below.
+            with session.begin_nested():
+                if is_upsert(event):
+                    patient, _created = upsert_patient(session, practice, read_patient(message))
+                    patient_id = patient.id
+                else:
                     for i, merge in enumerate(read_merges(message), start=1):
                         survivor = apply_merge(session, practice, merge, i)
                         patient_id = patient_id or survivor.id
@@ -325,7 +278,6 @@ class InboundProcessor:
     ) -> Hl7Message:
         outcome = decision.outcome
         return Hl7Message(
-            id=new_id(),  # set now so the audit entry can name it before the one flush
             direction=Direction.inbound,
             received_at=received_at,
             organization_id=decision.practice.organization_id if decision.practice else None,
@@ -441,7 +393,7 @@ def readable_header(raw: bytes) -> Header | None:
         return None
 
 
-def _try_practice(session: Session, header: Header | None) -> Route | None:
+def _try_practice(session: Session, header: Header | None) -> Practice | None:
     if header is None:
         return None
     try:
@@ -450,18 +402,16 @@ def _try_practice(session: Session, header: Header | None) -> Route | None:
         return None
 
 
-def _replayed_outcome(
-    ack_code: str | None, error_code: str | None, error_text: str | None, error_location: str | None
-) -> AckOutcome:
-    code = AckCode(ack_code) if ack_code else AckCode.AA
-    error = ErrorCode(error_code) if error_code else None
+def _replayed_outcome(earlier: Hl7Message) -> AckOutcome:
+    code = AckCode(earlier.ack_code) if earlier.ack_code else AckCode.AA
+    error = ErrorCode(earlier.error_code) if earlier.error_code else None
     location = None
-    if error_location:
-        parts = error_location.split("^")
+    if earlier.error_location:
+        parts = earlier.error_location.split("^")
         location = ErrorLocation(
             parts[0],
             int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 1,
             int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None,
             int(parts[4]) if len(parts) > 4 and parts[4].isdigit() else None,
         )
-    return AckOutcome(code, error_text or "", error, location)
+    return AckOutcome(code, earlier.error or "", error, location)

@@ -7,49 +7,34 @@ create or update it; A40 folds the MRG-1 patient into the PID-3 patient through
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vitalbridge.db.base import new_id
 from vitalbridge.hl7v2.adt import KEEP, Demographics, Identifier, Merge
 from vitalbridge.hl7v2.codes import ErrorCode
 from vitalbridge.hl7v2.errors import ErrorLocation, invalid
 from vitalbridge.patients.merge import merge_patients
 from vitalbridge.patients.models import Patient, PatientStatus
+from vitalbridge.tenancy.models import Practice
 
 MERGE_REASON = "hl7.A40"
 
 
-class PracticeRef(Protocol):
-    """What the feed needs of the practice a message is filed under (a ``Practice`` row has it)."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def organization_id(self) -> str: ...
-
-
-# Built once: the look-up runs for every ADT message, and building the statement each time cost
-# about as much as running it.
-_BY_MRN = (
-    select(Patient)
-    .where(Patient.practice_id == bindparam("practice_id"), Patient.mrn == bindparam("mrn"))
-    .order_by(Patient.created_at)
-)
-
-
 def _by_mrn(session: Session, practice_id: str, mrn: str) -> list[Patient]:
-    return list(session.scalars(_BY_MRN, {"practice_id": practice_id, "mrn": mrn}))
+    return list(
+        session.scalars(
+            select(Patient).where(Patient.practice_id == practice_id, Patient.mrn == mrn).order_by(Patient.created_at)
+        )
+    )
 
 
 def _key(entry: dict[str, Any]) -> tuple[str, str, str]:
     return (str(entry.get("type", "")), str(entry.get("system", "")), str(entry.get("value", "")))
 
 
-def _current(session: Session, practice: PracticeRef, mrn: Identifier, location: ErrorLocation) -> Patient | None:
+def _current(session: Session, practice: Practice, mrn: Identifier, location: ErrorLocation) -> Patient | None:
     """The one active patient with this MRN; a merged-away MRN or an ambiguous one is an AE."""
     matches = _by_mrn(session, practice.id, mrn.value)
     active = [p for p in matches if p.status is not PatientStatus.merged]
@@ -90,23 +75,19 @@ def apply_demographics(patient: Patient, demo: Demographics) -> None:
         patient.phone = demo.phone
 
 
-def upsert_patient(
-    session: Session, practice: PracticeRef, demo: Demographics, sequence: int = 1
-) -> tuple[Patient, bool]:
+def upsert_patient(session: Session, practice: Practice, demo: Demographics, sequence: int = 1) -> tuple[Patient, bool]:
     """Create or update the patient PID describes. Returns the patient and whether it is new."""
     patient = _current(session, practice, demo.mrn, ErrorLocation("PID", sequence, 3))
     created = patient is None
     if patient is None:
-        # The caller decides when to flush (it writes the patient together with what names it).
-        patient = Patient(
-            id=new_id(), organization_id=practice.organization_id, practice_id=practice.id, identifiers=[]
-        )
+        patient = Patient(organization_id=practice.organization_id, practice_id=practice.id, identifiers=[])
         session.add(patient)
     apply_demographics(patient, demo)
+    session.flush()
     return patient, created
 
 
-def apply_merge(session: Session, practice: PracticeRef, merge: Merge, sequence: int = 1) -> Patient:
+def apply_merge(session: Session, practice: Practice, merge: Merge, sequence: int = 1) -> Patient:
     """A40: the patient known by MRG-1 becomes part of the patient known by PID-3. Returns the survivor."""
     prior_matches = _by_mrn(session, practice.id, merge.prior_mrn.value)
     survivor = _current(session, practice, merge.survivor.mrn, ErrorLocation("PID", sequence, 3))

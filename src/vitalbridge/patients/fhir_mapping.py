@@ -32,7 +32,6 @@ from fhir.resources.R4B.patient import Patient as FhirPatient
 from pydantic import ValidationError
 
 from vitalbridge.errors import FieldError, ValidationFailed
-from vitalbridge.patients.plain_patient import read_plain
 
 # HL7 v2 table 0203 (identifier type), the code system FHIR uses for Identifier.type.
 IDENTIFIER_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -200,7 +199,7 @@ def _pick_address(addresses: list[Any]) -> dict[str, Any] | None:
     return {k: v for k, v in out.items() if v}
 
 
-def to_registry(patient: FhirPatient | Any, *, mrn_system: str | None = None) -> EhrPatient:
+def to_registry(patient: FhirPatient, *, mrn_system: str | None = None) -> EhrPatient:
     """Map a validated Patient. ``mrn_system`` is the practice's MRN identifier system, if set."""
     if not patient.id:
         raise _invalid("Patient.id", "missing: the EHR's Patient id is the link to the registry")
@@ -234,10 +233,5 @@ def to_registry(patient: FhirPatient | Any, *, mrn_system: str | None = None) ->
 
 
 def map_patient(data: dict[str, Any] | str | bytes, *, mrn_system: str | None = None) -> EhrPatient:
-    """Parse and map in one step. JSON text in the plain subset (``plain_patient``) skips the
-    model tree; everything else is validated in full."""
-    if not isinstance(data, dict):
-        plain = read_plain(data)
-        if plain is not None:
-            return to_registry(plain, mrn_system=mrn_system)
+    """Parse and map in one step."""
     return to_registry(parse_patient(data), mrn_system=mrn_system)

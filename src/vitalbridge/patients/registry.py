@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vitalbridge.audit import Actor
-from vitalbridge.db.base import new_id
 from vitalbridge.delivery.outbox import release_for_patient
 from vitalbridge.patients.fhir_mapping import EhrPatient
 from vitalbridge.patients.models import Patient, PatientEhrAlias, PatientStatus
@@ -68,25 +67,6 @@ def apply_ehr(patient: Patient, ehr: EhrPatient, now: datetime) -> None:
         # The EHR has the patient (again): the hub's own "gone" verdict no longer holds.
         patient.status = PatientStatus.active
         patient.status_reason = None
-
-
-def _new_values(ehr: EhrPatient, now: datetime, earlier: list[dict[str, Any]]) -> dict[str, Any]:
-    """``apply_ehr``'s columns for a patient that is not yet a row (``earlier``: its identifiers)."""
-    fresh = {_identifier_key(e) for e in ehr.identifiers}
-    values: dict[str, Any] = {
-        "given_name": ehr.given_name,
-        "family_name": ehr.family_name,
-        "birth_date": ehr.birth_date,
-        "gender": ehr.gender,
-        "phone": ehr.phone,
-        "address": ehr.address,
-        "identifiers": list(ehr.identifiers) + [e for e in earlier if _identifier_key(e) not in fresh],
-        "ehr_synced_at": now,
-    }
-    if ehr.mrn:
-        values["mrn"] = ehr.mrn
-        values["mrn_system"] = ehr.mrn_system
-    return values
 
 
 def find_by_ehr_id(session: Session, practice_id: str, ehr_id: str) -> Patient | None:
@@ -214,8 +194,7 @@ def upsert_batch(
         ):
             unlinked.setdefault(p.mrn or "", []).append(p)
     linked: list[str] = []
-    touched: list[str] = []
-    new_rows: dict[str, dict[str, Any]] = {}
+    touched: list[Patient] = []
     for ehr in batch:
         patient = known.get(ehr.ehr_id)
         if patient is None and ehr.ehr_id in aliases:
@@ -229,48 +208,23 @@ def upsert_batch(
                 result.skipped += 1
             continue
         if patient is None:
-            fresh = new_rows.get(ehr.ehr_id)
-            if fresh is not None:  # the same new patient twice in one batch: the later line wins
-                fresh.update(_new_values(ehr, now, fresh["identifiers"]))
-                touched.append(fresh["id"])
-                result.updated += 1
-                continue
             candidates = unlinked.pop(ehr.mrn or "", []) if ehr.mrn else []
             if len(candidates) == 1:
                 patient = candidates[0]
                 patient.ehr_id = ehr.ehr_id
                 linked.append(patient.id)
                 result.updated += 1
-                known[ehr.ehr_id] = patient
             else:
-                row = {
-                    "id": new_id(),
-                    "organization_id": practice.organization_id,
-                    "practice_id": practice.id,
-                    "ehr_id": ehr.ehr_id,
-                    "status": PatientStatus.active,
-                    "program_id": None,
-                    "provider_id": None,
-                    "status_reason": None,
-                    "mrn": None,
-                    "mrn_system": None,
-                    **_new_values(ehr, now, []),
-                }
-                new_rows[ehr.ehr_id] = row
+                patient = _new_patient(practice, ehr, None, None)
+                session.add(patient)
                 result.created += 1
-                touched.append(row["id"])
-                continue
+            known[ehr.ehr_id] = patient
         else:
             result.updated += 1
         apply_ehr(patient, ehr, now)
-        touched.append(patient.id)
+        touched.append(patient)
     session.flush()
-    if new_rows:
-        # New patients as one multi-row INSERT of plain values: building and flushing an ORM
-        # object per patient was most of a large import's database time. Same columns as
-        # ``_new_patient`` + ``apply_ehr``; the column defaults (created_at …) apply as usual.
-        session.execute(insert(Patient), list(new_rows.values()))
-    result.patient_ids.extend(dict.fromkeys(touched))
+    result.patient_ids.extend(dict.fromkeys(p.id for p in touched))
     for patient_id in linked:
         release_for_patient(session, patient_id, actor=actor, now=now)
     return result
