@@ -33,7 +33,6 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from bench._offline import UNUSED_FHIR_BASE, UNUSED_TOKEN_URL
 from vitalbridge.billing.episodes import local_midnight
 from vitalbridge.billing.models import Episode, TimeEntry
 from vitalbridge.billing.report import Policy, compute_report
@@ -69,8 +68,8 @@ def seed(url: str, patients: int, days: int, per_day: int) -> dict[str, Any]:
                     "name": "Bench practice",
                     "practice_code": "BENCH",
                     "environment": "sandbox",
-                    "fhir_base_url": UNUSED_FHIR_BASE,
-                    "token_url": UNUSED_TOKEN_URL,
+                    "fhir_base_url": "https://fhir.example.org/fhir/r4/BENCH",
+                    "token_url": "https://oauth.example.org/token",
                     "client_id": "bench",
                     "auth_method": "private_key_jwt",
                     "scopes": "system/Patient.read",

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import httpx
 
-from bench._offline import UNUSED_FHIR_BASE, UNUSED_TOKEN_URL
 from vitalbridge.app import create_app
 from vitalbridge.audit import Actor
 from vitalbridge.db.base import utcnow
@@ -50,10 +49,9 @@ def _tenant(hub: Hub, name: str) -> tuple[str, str]:
             PracticeIn.model_validate(
                 {
                     "practice_code": "BENCH",
-                    # One EHR tenant and client per organization: the hub refuses to share them.
-                    "fhir_base_url": f"{UNUSED_FHIR_BASE}/{name}",
-                    "token_url": UNUSED_TOKEN_URL,
-                    "client_id": f"bench-{name}",
+                    "fhir_base_url": "https://fhir.example.org/fhir/r4/BENCH",
+                    "token_url": "https://oauth.example.org/token",
+                    "client_id": "bench",
                 }
             ),
             hub.sealer,
@@ -126,14 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         upgrade(url)
-        # Loopback practice URLs (bench._offline): the run needs no DNS.
-        base = Settings(
-            database_url=url,
-            data_dir=Path(tmp),
-            secret_key="bench-only",  # type: ignore[arg-type]
-            inprocess_worker=False,
-            allow_private_urls=True,
-        )
+        base = Settings(database_url=url, data_dir=Path(tmp), secret_key="bench-only", inprocess_worker=False)  # type: ignore[arg-type]
         hubs = {
             "with triage": build_hub(base.model_copy(update={"triage_inline": True})),
             "without triage": build_hub(base.model_copy(update={"triage_inline": False})),

@@ -28,7 +28,7 @@ from vitalbridge.api.middleware import (
     SecurityHeadersMiddleware,
 )
 from vitalbridge.api.openapi import install_openapi
-from vitalbridge.api.throttle import AuthFailureThrottle, GatewayRateLimiter, InboundRateLimiter
+from vitalbridge.api.throttle import AuthFailureThrottle, InboundRateLimiter
 from vitalbridge.audit.views import router as audit_router
 from vitalbridge.billing.views import router as billing_router
 from vitalbridge.delivery import worker as _delivery_worker  # noqa: F401 - registers the in-process worker
@@ -103,9 +103,6 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None, back
     install_docs(app)
     app.state.hub = hub
     app.state.auth_throttle = AuthFailureThrottle(settings.auth_failures_per_minute)
-    inbound_limiter = InboundRateLimiter(settings.inbound_rate_limits)
-    app.state.inbound_limiter = inbound_limiter
-    app.state.gateway_limiter = GatewayRateLimiter(settings.gateway_rate_limit_per_minute)
     install_error_handlers(app)
     install_openapi(app)
     for router in ROUTERS:
@@ -113,7 +110,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None, back
     # add_middleware wraps: the last added runs first (outermost).
     app.add_middleware(AccessAuditMiddleware, hub=hub)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(InboundRateLimitMiddleware, limiter=inbound_limiter)
+    app.add_middleware(InboundRateLimitMiddleware, limiter=InboundRateLimiter(settings.inbound_rate_limits))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -76,9 +76,6 @@ class Settings(BaseSettings):
     inbound_rate_limits: dict[str, int] = Field(
         default_factory=lambda: {"/api/v1/webhooks/": 1200, "/api/v1/ecw/auth/": 60}
     )
-    # Webhook requests per minute per authenticated gateway (a vendor pushing many clinics' readings
-    # from a few addresses). Webhooks that fail authentication count against their address instead.
-    gateway_rate_limit_per_minute: int = Field(default=6000, ge=1)
     # Refused API tokens per minute per client IP before that address is throttled (token guessing).
     auth_failures_per_minute: int = Field(default=30, ge=1)
     # Reverse proxies (IP addresses or CIDR networks, comma-separated) whose X-Forwarded-For and
@@ -268,13 +265,8 @@ class Settings(BaseSettings):
     # How long a claimed row belongs to its worker. Longer than one delivery can take (quick
     # retries included); a crashed worker's rows go back to pending after it.
     delivery_lease_s: float = Field(default=300.0, gt=0)
-    # Seconds between outbox polls when no wake-up hint arrives. With wake-ups (in-process
-    # hints, PostgreSQL LISTEN/NOTIFY, Celery) polling is only the safety net; a very long value
-    # (e.g. 86400) leaves delivery to wake-ups alone.
+    # Seconds between outbox polls when no wake-up hint arrives.
     delivery_poll_interval_s: float = Field(default=2.0, gt=0)
-    # On PostgreSQL, workers LISTEN for the NOTIFY that commits with new pending outbox rows and
-    # wake at once, in any process. Off: workers in other processes learn of rows by polling.
-    delivery_pg_wakeups: bool = True
     # Seconds between sweeps that return expired leases to pending.
     delivery_sweep_interval_s: float = Field(default=15.0, gt=0)
     # Quick in-call retries of a transient failure, with exponential backoff + jitter from this base.

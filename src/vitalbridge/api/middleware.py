@@ -26,7 +26,7 @@ import anyio
 from starlette.datastructures import MutableHeaders
 
 from vitalbridge.api.deps import ACCESS_STATE_KEY, AccessNote
-from vitalbridge.api.throttle import InboundRateLimiter, claims_gateway, client_ip
+from vitalbridge.api.throttle import InboundRateLimiter, client_ip
 from vitalbridge.audit import Actor, Outcome, record
 from vitalbridge.observability.context import accept_correlation_id, correlation_scope, current_correlation_id
 from vitalbridge.observability.logging import get_logger
@@ -181,9 +181,7 @@ class InboundRateLimitMiddleware:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # A webhook naming a gateway is limited per gateway once verified, or per address when
-        # verification fails (devices.webhook_views); throttle.py says why.
-        if scope["type"] == "http" and not claims_gateway(scope):
+        if scope["type"] == "http":
             wait = self.limiter.check(client_ip(scope), str(scope.get("path", "")))
             if wait > 0:
                 retry = max(1, round(wait + 0.5))

@@ -1,5 +1,4 @@
-"""Inbound rate limits: per client address and path prefix, per authenticated gateway on the
-webhooks, and on refused API tokens (docs/security.md).
+"""Inbound rate limits: per client address and path prefix, and on refused API tokens (docs/security.md).
 
 Token buckets in the hub process's memory: they blunt floods and token guessing against one
 hub process. Behind a load balancer each process limits on its own. The client address is the
@@ -7,14 +6,6 @@ TCP peer's unless that peer is listed in ``VB_TRUSTED_PROXIES``; only then does 
 outermost middleware, see ``app.create_app``) take it from ``X-Forwarded-For``, so a caller cannot
 pick a fresh address per request. (EHR-side rate limits, which all workers must share, live in
 the delivery feature.)
-
-Gateway webhooks: one gateway vendor pushes every clinic's readings from a few addresses, so a
-per-address limit would cap a whole vendor. A webhook request that names a gateway
-(``X-Gateway-Id``) skips the address check here; once its HMAC verifies, it takes a token from
-that gateway's own bucket (``VB_GATEWAY_RATE_LIMIT_PER_MINUTE``). Only after verification: a
-caller who merely names another organization's gateway must not drain that gateway's bucket. A
-request whose verification fails takes from its address's bucket instead, so unauthenticated
-traffic stays limited per address whatever headers it sends.
 """
 
 from __future__ import annotations
@@ -72,17 +63,6 @@ class TokenBuckets:
             self._buckets.popitem(last=False)
 
 
-WEBHOOK_PREFIX = "/api/v1/webhooks/"
-GATEWAY_HEADER = b"x-gateway-id"
-
-
-def claims_gateway(scope: Mapping[str, Any]) -> bool:
-    """A webhook request naming a gateway: limited per gateway once verified (see module doc)."""
-    if not str(scope.get("path", "")).startswith(WEBHOOK_PREFIX):
-        return False
-    return any(key.lower() == GATEWAY_HEADER and value for key, value in scope.get("headers", []))
-
-
 class InboundRateLimiter:
     """Per (client address, path prefix) limits from ``VB_INBOUND_RATE_LIMITS``."""
 
@@ -95,16 +75,6 @@ class InboundRateLimiter:
             if path.startswith(prefix):
                 return buckets.take(ip, prefix)
         return 0.0
-
-
-class GatewayRateLimiter:
-    """Webhook requests per minute per authenticated gateway (``VB_GATEWAY_RATE_LIMIT_PER_MINUTE``)."""
-
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self._buckets = TokenBuckets(per_minute, clock)
-
-    def take(self, gateway_id: str) -> float:
-        return self._buckets.take(gateway_id)
 
 
 class AuthFailureThrottle:

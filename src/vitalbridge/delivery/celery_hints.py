@@ -1,8 +1,5 @@
 """Hub side of the Celery trigger: publish a task for each row that just became pending.
 
-Published from the hints' ``after_commit`` of the outermost transaction, never at a SAVEPOINT,
-so a Celery worker never looks for a row before it is committed.
-
 Used when ``VB_INPROCESS_WORKER=false`` and ``VB_BROKER_URL`` is set. Without a broker the hub
 publishes nothing and separate ``vitalbridge worker`` processes find due rows by polling.
 """

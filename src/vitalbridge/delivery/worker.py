@@ -5,8 +5,7 @@ started by the app lifespan) and by ``vitalbridge worker`` processes:
 
 * claim as many due rows as there are free slots (``VB_DELIVERY_CONCURRENCY``) and run
   ``deliver`` for each in a thread;
-* wait for a wake-up hint (a new pending row: from this process, or on PostgreSQL from any
-  process through LISTEN/NOTIFY, see ``pg_wakeups``), a finished delivery, or the poll interval;
+* wait for a wake-up hint (a new pending row), a finished delivery, or the poll interval;
 * every ``VB_DELIVERY_SWEEP_INTERVAL_S`` return rows with expired leases to ``pending``.
 
 Stopping waits for running deliveries; a killed worker's rows come back after their lease.
@@ -25,7 +24,6 @@ from typing import TypeVar
 from vitalbridge.delivery import hints
 from vitalbridge.delivery.claims import claim_due, next_due_in, sweep_expired
 from vitalbridge.delivery.deliver import deliver, worker_id
-from vitalbridge.delivery.pg_wakeups import listen, listen_dsn
 from vitalbridge.lifecycle import Stop, register
 from vitalbridge.runtime import Hub
 
@@ -50,9 +48,6 @@ class Worker:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._wake.set)
 
-    def _wake_now(self) -> None:
-        self._wake.set()
-
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
@@ -63,10 +58,6 @@ class Worker:
         settings = self.hub.settings
         executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="delivery")
         last_sweep = 0.0
-        listener: asyncio.Task[None] | None = None
-        dsn = listen_dsn(str(self.hub.engine.url.render_as_string(hide_password=False)))
-        if dsn is not None and settings.delivery_pg_wakeups:
-            listener = asyncio.create_task(listen(dsn, self._wake_now), name="delivery-listen")
         try:
             while not self._stopping.is_set():
                 now = time.monotonic()
@@ -87,10 +78,6 @@ class Worker:
                 await self._idle(settings.delivery_poll_interval_s)
         finally:
             unsubscribe()
-            if listener is not None:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
             executor.shutdown(wait=True)

@@ -18,7 +18,7 @@ first was rolled back.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -124,10 +124,7 @@ def receive_webhook(
     correlation_id: str | None = None,
     started: float | None = None,
     now: datetime | None = None,
-    admit: Callable[[str], None] | None = None,
 ) -> WebhookAnswer:
-    """``admit(gateway_id)`` runs once the signature verified and may raise (e.g. ``RateLimited``):
-    nothing is stored then."""
     started = time.perf_counter() if started is None else started
     now = now or utcnow()
     settings = hub.settings
@@ -149,8 +146,6 @@ def receive_webhook(
                     max_skew_s=settings.webhook_max_skew_s,
                 )
                 gateway = verified.gateway
-                if admit is not None:
-                    admit(gateway.id)
                 gateway_ref = (gateway.id, gateway.organization_id)
                 if verified.used_previous_secret:
                     gateway.previous_secret_last_used_at = now

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable
 from typing import Annotated
 
 import structlog
@@ -13,42 +12,13 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from vitalbridge.api.deps import HubDep, open_route
-from vitalbridge.api.throttle import GatewayRateLimiter, InboundRateLimiter, claims_gateway, client_ip
 from vitalbridge.devices.gateways import GatewayKind
 from vitalbridge.devices.receive import receive_webhook
-from vitalbridge.errors import NotFound, PayloadTooLarge, RateLimited, VitalbridgeError
+from vitalbridge.errors import NotFound, PayloadTooLarge, VitalbridgeError
 from vitalbridge.observability.context import accept_correlation_id, current_correlation_id
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
-
-
-def _gateway_admission(request: Request, admitted: list[str]) -> Callable[[str], None]:
-    """Called once the signature verified: note it, then take from that gateway's bucket."""
-    limiter = getattr(request.app.state, "gateway_limiter", None)
-
-    def admit(gateway_id: str) -> None:
-        admitted.append(gateway_id)
-        if not isinstance(limiter, GatewayRateLimiter):
-            return
-        wait = limiter.take(gateway_id)
-        if wait > 0:
-            raise RateLimited("too many requests from this gateway; retry later", retry_after=wait)
-
-    return admit
-
-
-def _count_refusal_against_address(request: Request) -> None:
-    """A webhook that named a gateway but did not authenticate as one (unknown kind, body too
-    large, bad signature…) is limited per address like any unauthenticated call. Requests that
-    named no gateway were already counted by the middleware."""
-    limiter = getattr(request.app.state, "inbound_limiter", None)
-    if not claims_gateway(request.scope):
-        return
-    if isinstance(limiter, InboundRateLimiter):
-        wait = limiter.check(client_ip(request.scope), request.url.path)
-        if wait > 0:
-            raise RateLimited("too many requests from this address to this endpoint; retry later", retry_after=wait)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -74,10 +44,6 @@ async def _read_limited(request: Request, limit: int) -> bytes:
         202: {"description": "stored (reading, measurements, outbox rows, audit) before this answer"},
         401: {"description": "missing headers, unknown gateway, stale timestamp or bad signature"},
         413: {"description": "body too large"},
-        429: {
-            "description": "rate_limited: too many requests from this gateway (VB_GATEWAY_RATE_LIMIT_PER_MINUTE) "
-            "or, unauthenticated, from this address (VB_INBOUND_RATE_LIMITS); retry after Retry-After"
-        },
         409: {
             "description": "reading_id_conflict: the reading id was already received with different content; "
             "the first reading is kept, this body is quarantined; do not retry"
@@ -96,16 +62,14 @@ async def receive(
 ) -> JSONResponse:
     """Receive one signed reading (docs/gateways/mioconnect.md)."""
     started = time.perf_counter()
+    try:
+        gateway_kind = GatewayKind(kind)
+    except ValueError:
+        raise NotFound("no such gateway kind; see docs/gateways/") from None
     # Set by RequestContextMiddleware, which also echoes it as X-Request-ID on the answer.
     correlation_id = current_correlation_id() or accept_correlation_id(request.headers.get("x-request-id"))
-    admitted: list[str] = []
-    admit = _gateway_admission(request, admitted)
+    body = await _read_limited(request, hub.settings.webhook_max_body_bytes)
     try:
-        try:
-            gateway_kind = GatewayKind(kind)
-        except ValueError:
-            raise NotFound("no such gateway kind; see docs/gateways/") from None
-        body = await _read_limited(request, hub.settings.webhook_max_body_bytes)
         answer = await run_in_threadpool(
             lambda: receive_webhook(
                 hub,
@@ -115,12 +79,9 @@ async def receive(
                 content_type=request.headers.get("content-type"),
                 correlation_id=correlation_id,
                 started=started,
-                admit=admit,
             )
         )
     except VitalbridgeError:
-        if not admitted:
-            _count_refusal_against_address(request)
         raise
     except Exception as exc:  # noqa: BLE001 - any failure: nothing stored, tell the gateway to retry
         # Nothing was committed (one transaction). A clean 500 tells the gateway to retry. The log
